@@ -1,0 +1,148 @@
+"""Typer application: command groups and the ``predict`` command."""
+
+from __future__ import annotations
+
+from typing import Optional
+
+import typer
+
+from moecap_sim.cli.render import console, human_params, print_json, table
+
+app = typer.Typer(
+    help="Predict the Cost, Accuracy and Performance of serving sparse Mixture-of-Experts LLMs "
+         "on hardware you may not own (MoE-CAP, as a simulator and analytical predictor).",
+    no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False)
+models_app = typer.Typer(help="The model catalog (names, aliases, geometry).", no_args_is_help=True)
+hw_app = typer.Typer(help="The hardware catalog: devices and systems.", no_args_is_help=True)
+app.add_typer(models_app, name="models")
+app.add_typer(hw_app, name="hw")
+
+try:  # the trace command group (routing traces) lives in its own module
+    from moecap_sim.cli.trace import app as trace_app
+
+    app.add_typer(trace_app, name="trace", help="Expert-routing traces: import, stats, fit, synth.")
+except ImportError:  # pragma: no cover - during development only
+    pass
+
+
+@models_app.command("list")
+def models_list(json_out: bool = typer.Option(False, "--json", help="Print JSON instead of a table.")):
+    """List catalog models with total/active parameters and expert layout."""
+    from moecap_sim import api
+
+    rows = api.models_list()
+    if json_out:
+        return print_json(rows)
+    console.print(table("Models", ["name", "family", "total", "active", "experts", "top-k"],
+                        [[r["name"], r["family"], human_params(r["total_params"]), human_params(r["active_params"]),
+                          r["experts"], r["top_k"]] for r in rows]))
+
+
+@models_app.command("show")
+def models_show(name: str = typer.Argument(..., help="Catalog name/alias, or a path to a Hugging Face config.json."),
+                json_out: bool = typer.Option(False, "--json", help="Print JSON (counts as plain integers).")):
+    """Show a model's derived geometry: parameters, experts, KV bytes per token, weight sizes."""
+    from moecap_sim import api
+
+    d = api.model_summary(name)
+    if json_out:
+        return print_json(d)
+    pub = d["published"] or {}
+    rows = [
+        ["family", d["family"]], ["layers (MoE)", f"{d['num_layers']} ({d['num_moe_layers']})"],
+        ["hidden / vocab", f"{d['hidden_size']} / {d['vocab_size']}"], ["attention", ", ".join(d["attention"])],
+        ["routed experts / top-k / shared", f"{d['num_experts']} / {d['top_k']} / {d['num_shared_experts']}"],
+        ["params per expert", human_params(d["params_per_expert"]) if d["params_per_expert"] else "—"],
+        ["total params", f"{human_params(d['total_params'])} (published {human_params(pub['total_params']) if pub else '—'})"],
+        ["active params / token", f"{human_params(d['active_params'])} (published "
+                                  f"{human_params(pub['active_params']) if pub.get('active_params') else '—'})"],
+        ["native precision", d["native_precision"]],
+        ["weights, native", f"{d['weight_gb_native']:.1f} GB"],
+        ["weights bf16 / fp8 / int4", " / ".join(f"{d['weight_gb'][p]:.1f}" for p in ("bf16", "fp8", "int4")) + " GB"],
+        ["KV cache (bf16)", f"{d['kv_bytes_per_token_bf16'] / 1024:.1f} KiB per token"],
+        ["max context", d["max_context"]], ["config source", d["config_source"]],
+    ]
+    console.print(table(d["display_name"], ["", ""], rows))
+    for n in d["notes"]:
+        console.print(f"[dim]note: {n}[/dim]")
+
+
+@hw_app.command("list")
+def hw_list(json_out: bool = typer.Option(False, "--json", help="Print JSON instead of tables.")):
+    """List devices (accelerators and CPUs) and systems (named boxes with prices)."""
+    from moecap_sim import api
+
+    d = api.hw_list()
+    if json_out:
+        return print_json(d)
+    console.print(table("Systems", ["name", "accelerators", "host CPU", "DRAM GB", "$/h on demand", "purchase $"],
+                        [[s["name"], s["accelerators"], s["host_cpu"], s["dram_gb"], s["on_demand_usd_per_hour"],
+                          s["purchase_usd"]] for s in d["systems"]]))
+    console.print(table("Devices (dense peaks)", ["name", "kind", "memory GB", "GB/s", "bf16 TFLOPS", "fp8 TFLOPS", "TDP W"],
+                        [[x["name"], x["kind"], x["memory_gb"], x["bandwidth_gb_s"], x["bf16_tflops"], x["fp8_tflops"],
+                          x["tdp_w"]] for x in d["devices"]]))
+
+
+@hw_app.command("show")
+def hw_show(name: str = typer.Argument(..., help="System or device name/alias, or a path to a spec YAML."),
+            json_out: bool = typer.Option(False, "--json", help="Print JSON.")):
+    """Show a system or device spec with the source of every value."""
+    from moecap_sim import api
+    import yaml
+
+    d = api.hw_show(name)
+    if json_out:
+        return print_json(d)
+    d.pop("devices", None)
+    console.print(f"[bold]{d['display_name']}[/bold] ({d['spec_kind']} '{d['name']}')")
+    console.print(yaml.safe_dump({k: v for k, v in d.items() if k not in ("display_name", "sources", "uncertain_fields")},
+                                 sort_keys=False).rstrip())
+    console.print("[bold]sources[/bold]")
+    for k, v in d["sources"].items():
+        console.print(f"  {k}: {v}")
+    if d["uncertain_fields"]:
+        console.print(f"[yellow]uncertain values (source marked '?'): {', '.join(d['uncertain_fields'])}[/yellow]")
+
+
+@app.command("predict")
+def predict_cmd(
+    model: str = typer.Option(..., "--model", "-m", help="Catalog model name/alias, or a path to a HF config.json."),
+    hw: str = typer.Option(..., "--hw", help="System name (see `moecap-sim hw list`) or a path to a system YAML."),
+    precision: Optional[str] = typer.Option(None, help="Weight precision: bf16|fp16|fp8|int8|int4|nvfp4|mxfp4|fp32 "
+                                                       "(default: the model's native checkpoint)."),
+    kv_dtype: Optional[str] = typer.Option(None, "--kv-dtype", help="KV-cache dtype: bf16|fp16|fp8 (default bf16)."),
+    engine: Optional[str] = typer.Option(None, help="Engine preset: vllm|sglang|trtllm|ktransformers|moe-infinity|llama.cpp|hf."),
+    tp: Optional[int] = typer.Option(None, help="Tensor-parallel size (default: all accelerators not used by PP/DP)."),
+    ep: int = typer.Option(1, help="Expert-parallel size (ranks among TP×DP)."),
+    pp: int = typer.Option(1, help="Pipeline-parallel stages."),
+    dp: int = typer.Option(1, help="Data-parallel replicas."),
+    batch: str = typer.Option("1", help="Concurrent sequences, or 'max' for the largest the KV budget allows."),
+    input_len: int = typer.Option(1024, "--input-len", help="Prompt tokens per request."),
+    output_len: int = typer.Option(256, "--output-len", help="Generated tokens per request."),
+    offload: str = typer.Option("auto", help="auto|none|expert-cache|cpu-experts|cpu-only|nvme."),
+    gpu_memory_utilization: float = typer.Option(0.9, "--gpu-memory-utilization", help="Fraction of device memory the engine may use."),
+    pricing: str = typer.Option("on-demand", help="on-demand|spot|owned."),
+    calibration: Optional[str] = typer.Option(None, help="Calibration file from `moecap-sim calibrate`."),
+    json_out: bool = typer.Option(False, "--json", help="Print one JSON object (the stable contract)."),
+):
+    """Predict whether MODEL fits on HW, where weights and KV live, and its latency, throughput,
+    S-MBU/S-MFU, bottleneck, cost, energy and accuracy."""
+    from moecap_sim.predict import predict
+    from moecap_sim.cli.report import render_prediction
+
+    b: int | str = batch
+    if batch != "max":
+        try:
+            b = int(batch)
+        except ValueError:
+            from moecap_sim.errors import UserError
+            raise UserError(f"--batch must be a positive integer or 'max', got '{batch}'") from None
+        if b < 1:
+            from moecap_sim.errors import UserError
+            raise UserError(f"--batch must be ≥ 1, got {b}")
+    res = predict(model, hw, precision=precision, kv_dtype=kv_dtype, engine=engine, tp=tp, ep=ep, pp=pp, dp=dp,
+                  batch=b, input_len=input_len, output_len=output_len, offload=offload,
+                  gpu_memory_utilization=gpu_memory_utilization, pricing=pricing, calibration=calibration)
+    if json_out:
+        return print_json(res)
+    render_prediction(res)

@@ -1,0 +1,129 @@
+"""A deployment: model + system + precision + parallelism, resolved and checked.
+
+This is the single place where user choices are validated against each other (impossible
+flag combinations are :class:`UserError`, exit 2) and turned into the per-device quantities the
+memory planner and the cost model share.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Optional
+
+from moecap_sim.catalog.hardware import devices, systems
+from moecap_sim.catalog.models import get_model
+from moecap_sim.errors import UserError
+from moecap_sim.precision import KV_BYTES, WeightScheme, check_kv_dtype, resolve_scheme
+from moecap_sim.specs.hardware import DeviceSpec, SystemSpec
+from moecap_sim.specs.model import ModelSpec
+
+
+@dataclass(frozen=True)
+class Parallelism:
+    """TP × PP devices per replica, DP replicas; EP shards routed experts over ``ep`` ranks
+    (within the TP group when ep ≤ tp, across DP ranks — DeepSeek-style wide EP — when ep > tp)."""
+
+    tp: int = 1
+    pp: int = 1
+    dp: int = 1
+    ep: int = 1
+
+    @property
+    def devices_used(self) -> int:
+        return self.tp * self.pp * self.dp
+
+    @property
+    def expert_shards(self) -> int:
+        """Ways the routed-expert weights are split per pipeline stage."""
+        return max(self.tp, self.ep)
+
+    def as_dict(self) -> dict:
+        return {"tp": self.tp, "pp": self.pp, "dp": self.dp, "ep": self.ep, "devices": self.devices_used}
+
+
+@dataclass(frozen=True)
+class Deployment:
+    model: ModelSpec
+    system: SystemSpec
+    accelerator: Optional[DeviceSpec]  # None for a CPU-only system
+    host_cpu: DeviceSpec
+    scheme: WeightScheme
+    kv_dtype: str
+    parallelism: Parallelism
+    gpu_memory_utilization: float = 0.9
+    notes: tuple[str, ...] = field(default_factory=tuple)
+
+    @property
+    def kv_bytes(self) -> float:
+        return KV_BYTES[self.kv_dtype]
+
+    @property
+    def device_count(self) -> int:
+        return self.system.accelerators.count if self.system.accelerators else 0
+
+    @property
+    def cpu_only(self) -> bool:
+        return self.accelerator is None
+
+    @property
+    def unified_memory(self) -> bool:
+        return self.accelerator is not None and self.accelerator.kind == "unified"
+
+    @property
+    def host_dram_bandwidth_gb_s(self) -> float:
+        h = self.system.host
+        return h.dram_bandwidth_gb_s or h.cpu.sockets * self.host_cpu.memory.bandwidth_gb_s
+
+
+def default_kv_dtype(accel: Optional[DeviceSpec]) -> str:
+    """bf16 where the device has it, else fp16 (T4, V100-class)."""
+    if accel is not None and not accel.supports("bf16") and accel.supports("fp16"):
+        return "fp16"
+    return "bf16"
+
+
+def resolve_deployment(model: str | ModelSpec, hw: str | SystemSpec, *, precision: Optional[str] = None,
+                       kv_dtype: Optional[str] = None, tp: Optional[int] = None, pp: int = 1,
+                       dp: int = 1, ep: int = 1, gpu_memory_utilization: float = 0.9) -> Deployment:
+    """Resolve names (or paths) and check the parallel layout against the system.
+
+    Defaults: TP over every accelerator of the system not used by PP/DP; EP off; the model's
+    native weight scheme; a 16-bit KV cache.
+    """
+    m = get_model(model) if isinstance(model, str) else model
+    s = systems().get(hw) if isinstance(hw, str) else hw
+    accel = devices().get(s.accelerators.device) if s.accelerators else None
+    host = devices().get(s.host.cpu.device)
+    notes = []
+    if not (0.05 <= gpu_memory_utilization <= 1.0):
+        raise UserError(f"--gpu-memory-utilization must be in [0.05, 1.0], got {gpu_memory_utilization}")
+    for flag, v in (("--pp", pp), ("--dp", dp), ("--ep", ep)):
+        if v < 1:
+            raise UserError(f"{flag} must be ≥ 1, got {v}")
+    n = s.accelerators.count if s.accelerators else 1
+    if tp is None:
+        tp = max(1, n // (pp * dp))
+    if tp < 1:
+        raise UserError(f"--tp must be ≥ 1, got {tp}")
+    if tp * pp * dp > n:
+        where = f"{s.name} has {n} accelerator(s)" if s.accelerators else f"{s.name} is a CPU-only system (parallelism is over 1 host)"
+        raise UserError(f"--tp {tp} × --pp {pp} × --dp {dp} = {tp * pp * dp} devices, but {where}")
+    if tp * pp * dp < n:
+        notes.append(f"uses {tp * pp * dp} of the {n} accelerators")
+    if ep > 1:
+        if not m.arch.moe_layers:
+            raise UserError("--ep needs a model with MoE layers")
+        if (tp * dp) % ep != 0:
+            raise UserError(f"--ep {ep} must divide tp×dp = {tp * dp} (expert-parallel ranks are TP/DP ranks)")
+        if m.arch.num_experts % ep != 0:
+            notes.append(f"{m.arch.num_experts} experts do not divide evenly over {ep} EP ranks")
+    heads = m.arch.layers[0].attention.num_heads
+    if heads % tp != 0:
+        notes.append(f"{heads} attention heads do not divide by TP={tp}; engines such as vLLM refuse this layout")
+    if pp > m.arch.num_layers:
+        raise UserError(f"--pp {pp} exceeds the model's {m.arch.num_layers} layers")
+    scheme = resolve_scheme(m.native_precision, precision)
+    kv = check_kv_dtype(kv_dtype) if kv_dtype else default_kv_dtype(accel)
+    return Deployment(model=m, system=s, accelerator=accel, host_cpu=host, scheme=scheme, kv_dtype=kv,
+                      parallelism=Parallelism(tp=tp, pp=pp, dp=dp, ep=ep),
+                      gpu_memory_utilization=gpu_memory_utilization, notes=tuple(notes))
