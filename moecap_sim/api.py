@@ -95,8 +95,9 @@ def hw_show(name: str) -> dict[str, Any]:
         d["uncertain_fields"] = uncertain_fields(spec)
         if kind == "system":
             d["devices"] = {}
+            from moecap_sim.deployment import device_of
             if spec.accelerators:
-                d["devices"][spec.accelerators.device] = devices().get(spec.accelerators.device).model_dump()
-            d["devices"][spec.host.cpu.device] = devices().get(spec.host.cpu.device).model_dump()
+                d["devices"][spec.accelerators.device] = device_of(spec, spec.accelerators.device).model_dump()
+            d["devices"][spec.host.cpu.device] = device_of(spec, spec.host.cpu.device).model_dump()
         return d
     raise unknown_name("hardware", name, systems().all_names_and_aliases() + devices().all_names_and_aliases())

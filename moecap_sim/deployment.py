@@ -8,6 +8,7 @@ memory planner and the cost model share.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Optional
 
 from moecap_sim.catalog.hardware import devices, systems
@@ -75,6 +76,14 @@ class Deployment:
         return h.dram_bandwidth_gb_s or h.cpu.sockets * self.host_cpu.memory.bandwidth_gb_s
 
 
+def device_of(system: SystemSpec, ref: str) -> DeviceSpec:
+    """Resolve a system's device reference: a catalog name, or a YAML path (relative paths are
+    relative to the system file, so a probed system and its device file travel together)."""
+    if ref.endswith((".yaml", ".yml")) and system.path and not Path(ref).is_absolute():
+        ref = str(Path(system.path).parent / ref)
+    return devices().get(ref)
+
+
 def default_kv_dtype(accel: Optional[DeviceSpec]) -> str:
     """bf16 where the device has it, else fp16 (T4, V100-class)."""
     if accel is not None and not accel.supports("bf16") and accel.supports("fp16"):
@@ -92,8 +101,8 @@ def resolve_deployment(model: str | ModelSpec, hw: str | SystemSpec, *, precisio
     """
     m = get_model(model) if isinstance(model, str) else model
     s = systems().get(hw) if isinstance(hw, str) else hw
-    accel = devices().get(s.accelerators.device) if s.accelerators else None
-    host = devices().get(s.host.cpu.device)
+    accel = device_of(s, s.accelerators.device) if s.accelerators else None
+    host = device_of(s, s.host.cpu.device)
     notes = []
     if not (0.05 <= gpu_memory_utilization <= 1.0):
         raise UserError(f"--gpu-memory-utilization must be in [0.05, 1.0], got {gpu_memory_utilization}")

@@ -329,7 +329,7 @@ def suggest_changes(dep: Deployment, *, input_len: int, output_len: int, policy:
     from dataclasses import replace
 
     from moecap_sim.catalog.hardware import devices, systems
-    from moecap_sim.deployment import Parallelism
+    from moecap_sim.deployment import Parallelism, device_of
     from moecap_sim.precision import uniform_scheme
 
     out: list[str] = []
@@ -349,8 +349,8 @@ def suggest_changes(dep: Deployment, *, input_len: int, output_len: int, policy:
         s = systems().get(sys_name)
         if s.name == dep.system.name or not s.accelerators:
             continue
-        accel = devices().get(s.accelerators.device)
-        alt = replace(dep, system=s, accelerator=accel, host_cpu=devices().get(s.host.cpu.device),
+        accel = device_of(s, s.accelerators.device)
+        alt = replace(dep, system=s, accelerator=accel, host_cpu=device_of(s, s.host.cpu.device),
                       parallelism=Parallelism(tp=s.accelerators.count))
         alt_plan = plan_memory(alt, input_len=input_len, output_len=output_len, offload="none", policy=policy, suggest=False)
         if alt_plan.fits_on_devices:

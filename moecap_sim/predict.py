@@ -1,57 +1,240 @@
 """``predict``: the analytical CAP answer for one model on one system.
 
-Sections, in order: resolve the deployment, plan memory (does it fit, where each byte lives,
-how many sequences), then — where it can run — step times from the cost model, serving
-metrics, S-MBU/S-MFU, cost, energy and accuracy.  The result is a plain dict following the
-JSON contract of ``moecap-sim predict --json``.
+Sections, in order: resolve the deployment; plan memory (does it fit, where each byte lives, how
+many sequences); for every feasible placement the engine supports, time prefill and decode with
+the cost model (:mod:`moecap_sim.perf.step`) and keep the fastest (``--offload auto``) or the
+requested one; then serving metrics, S-MBU/S-MFU, bottleneck, cost, energy and accuracy.  The
+result is a plain dict following the JSON contract of ``moecap-sim predict --json``.
 """
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any, Optional
 
-from moecap_sim.deployment import resolve_deployment
-from moecap_sim.memory import OFFLOAD_STRATEGIES, plan_memory
+from moecap_sim.catalog.engines import EngineSpec, default_engine_name, get_engine
+from moecap_sim.deployment import Deployment, resolve_deployment
 from moecap_sim.errors import UserError
+from moecap_sim.memory import OFFLOAD_STRATEGIES, MemoryPlan, MemoryPolicy, plan_memory
+from moecap_sim.perf.cost import CostInputs, average_power_w, hourly_cost, usd_per_million
+from moecap_sim.perf.efficiency import Calibration, load_calibration
+from moecap_sim.perf.serving import Serving, serve
+from moecap_sim.perf.step import build_context
+from moecap_sim.routing import get_routing_profile
 
 CONTRACT_KEYS = ("model", "hardware", "engine", "precision", "parallelism", "workload", "fits", "memory", "placement",
                  "ttft_s", "tpot_s", "prefill_tokens_per_s", "output_tokens_per_s", "total_tokens_per_s",
                  "per_user_tokens_per_s", "requests_per_s", "s_mbu", "s_mfu", "mbu", "mfu", "bottleneck", "cost",
                  "energy", "accuracy", "routing", "assumptions")
 
+_STRATEGY_ORDER = ("none", "cpu-experts", "expert-cache", "cpu-only", "nvme")
+
+
+def _policy(engine: EngineSpec) -> MemoryPolicy:
+    return MemoryPolicy(max_num_batched_tokens=min(engine.max_num_batched_tokens, 16384), max_num_seqs=engine.max_num_seqs)
+
+
+def _batch_per_replica(batch: int | str, plan_seqs: int, dep: Deployment, engine: EngineSpec, notes: list) -> int:
+    dp = dep.parallelism.dp
+    cap = max(1, plan_seqs // dp) if plan_seqs else 1
+    cap = min(cap, engine.max_num_seqs)
+    if batch == "max":
+        return cap
+    want = -(-int(batch) // dp)  # ceil: --batch is system-wide concurrency
+    if want > cap:
+        notes.append(f"--batch {batch} exceeds what fits ({cap * dp} sequences: KV budget or engine max_num_seqs); "
+                     f"requests beyond that queue, so the prediction uses {cap * dp}")
+        return cap
+    return want
+
+
+def evaluate(dep: Deployment, engine: EngineSpec, placement: str, plan: MemoryPlan, batch: int | str,
+             input_len: int, output_len: int, calibration: Optional[Calibration], notes: list) -> tuple[Serving, Any]:
+    """Serving metrics of one (deployment, engine, placement); the cost-model entry point that
+    ``simulate`` and ``plan`` share."""
+    a = dep.model.arch
+    routing = get_routing_profile(dep.model.name, a.num_experts, a.top_k) if a.moe_layers else None
+    if routing is None:
+        from moecap_sim.routing.base import UniformRouting
+        routing = UniformRouting(num_experts=1, top_k=1)
+    opt = next((o for o in plan.options if o.strategy == placement), None)
+    seqs = opt.max_concurrent_seqs if opt else plan.max_concurrent_seqs
+    d = dep if placement != "cpu-only" else replace(dep, parallelism=replace(dep.parallelism, tp=1, pp=1, ep=1, dp=1))
+    ctx = build_context(d, engine, routing, placement, calibration,
+                        cache_experts_per_layer=opt.expert_cache_experts_per_layer if opt else None)
+    b = _batch_per_replica(batch, seqs, d, engine, notes)
+    return serve(ctx, b, input_len, output_len), ctx
+
 
 def predict(model: str, hw: str, *, precision: Optional[str] = None, kv_dtype: Optional[str] = None,
             engine: Optional[str] = None, tp: Optional[int] = None, ep: int = 1, pp: int = 1, dp: int = 1,
             batch: int | str = 1, input_len: int = 1024, output_len: int = 256, offload: str = "auto",
             gpu_memory_utilization: float = 0.9, pricing: str = "on-demand", calibration: Optional[str] = None,
-            ) -> dict[str, Any]:
-    """Predict memory placement (and, once the cost model runs, latency, throughput, S-MBU/S-MFU,
-    cost, energy, accuracy) for ``model`` on system ``hw``.  Lengths are in tokens."""
+            amortize_years: float = 3.0, usd_per_kwh: float = 0.10, pue: float = 1.3) -> dict[str, Any]:
+    """Predict fit, placement, TTFT/TPOT/throughput, S-MBU/S-MFU, bottleneck, cost, energy and
+    accuracy for ``model`` on system ``hw``.  Lengths in tokens; ``batch`` is the system-wide
+    number of concurrent sequences or ``"max"``."""
     if offload not in ("auto",) + OFFLOAD_STRATEGIES:
         raise UserError(f"--offload must be one of auto, {', '.join(OFFLOAD_STRATEGIES)}; got '{offload}'")
     if input_len < 1 or output_len < 1:
         raise UserError(f"--input-len and --output-len must be ≥ 1 (got {input_len}, {output_len})")
+    if pricing not in ("on-demand", "spot", "owned"):
+        raise UserError(f"--pricing must be on-demand, spot or owned; got '{pricing}'")
+    if amortize_years <= 0 or usd_per_kwh < 0 or pue < 1:
+        raise UserError("--amortize-years must be > 0, --usd-per-kwh ≥ 0 and --pue ≥ 1")
     dep = resolve_deployment(model, hw, precision=precision, kv_dtype=kv_dtype, tp=tp, pp=pp, dp=dp, ep=ep,
                              gpu_memory_utilization=gpu_memory_utilization)
-    plan = plan_memory(dep, input_len=input_len, output_len=output_len, offload=offload)
+    calib = load_calibration(calibration) if calibration else None
+    notes: list[str] = list(dep.notes)
+    eng_fixed = get_engine(engine) if engine else None
+    if eng_fixed is not None:
+        wanted = {dep.scheme.dtype_of(g) for g in ("experts", "attention")}
+        unsupported = sorted(wanted - set(eng_fixed.weight_precisions))
+        if unsupported:
+            raise UserError(f"engine {eng_fixed.name} does not serve {', '.join(unsupported)} weights "
+                            f"(supported: {', '.join(eng_fixed.weight_precisions)}); choose --precision accordingly")
+        if offload not in ("auto",) and offload not in eng_fixed.offload and not (dep.cpu_only and offload == "cpu-only"):
+            raise UserError(f"engine {eng_fixed.name} does not support --offload {offload} "
+                            f"(it supports: {', '.join(eng_fixed.offload)})")
+    # memory plan: with the engine's batching limits (vLLM's when choosing automatically)
+    policy = _policy(eng_fixed or get_engine("vllm" if not dep.cpu_only else "llama.cpp"))
+    plan = plan_memory(dep, input_len=input_len, output_len=output_len, offload=offload, policy=policy)
+
+    # candidate placements
+    if dep.cpu_only:
+        candidates = ["cpu-only"] if plan.fits else []
+    elif offload == "auto":
+        feasible = [o.strategy for o in plan.options if o.fits and o.strategy != "nvme"]
+        if "none" in feasible:
+            feasible = ["none"]  # GPU-resident fits: offloading would only be slower
+        if eng_fixed is not None:
+            feasible = [s for s in feasible if s in eng_fixed.offload or s == "none" and "none" in eng_fixed.offload]
+        candidates = sorted(feasible, key=_STRATEGY_ORDER.index)
+    else:
+        candidates = [offload] if any(o.strategy == offload and o.fits for o in plan.options) else []
+
     result: dict[str, Any] = {k: None for k in CONTRACT_KEYS}
+    a = dep.model.arch
     result.update({
         "model": {"name": dep.model.name, "display_name": dep.model.display_name,
-                  "total_params": int(round(dep.model.arch.total_params)),
-                  "active_params": int(round(dep.model.arch.active_params()))},
+                  "total_params": int(round(a.total_params)), "active_params": int(round(a.active_params()))},
         "hardware": {"name": dep.system.name, "display_name": dep.system.display_name,
                      "accelerator": dep.accelerator.name if dep.accelerator else None,
-                     "count": dep.device_count, "host_cpu": dep.host_cpu.name},
-        "engine": engine,
-        "precision": {"weights": dep.scheme.describe(), "kv_cache": dep.kv_dtype},
+                     "count": dep.device_count, "host_cpu": dep.host_cpu.name, "host_sockets": dep.system.host.cpu.sockets},
+        "precision": {"weights": dep.scheme.describe(), "weights_short": dep.scheme.name, "kv_cache": dep.kv_dtype},
         "parallelism": dep.parallelism.as_dict(),
         "workload": {"batch": batch, "input_len": input_len, "output_len": output_len},
-        "fits": plan.fits,
         "memory": plan.as_dict(),
-        "placement": {"strategy": plan.placement, "reason": plan.reason},
-        "assumptions": {"notes": list(dep.notes), "gpu_memory_utilization": gpu_memory_utilization},
     })
-    if not plan.fits:
-        result["reason"] = plan.reason
+    routing = get_routing_profile(dep.model.name, a.num_experts, a.top_k) if a.moe_layers else None
+    result["routing"] = ({"kind": routing.kind, "source": routing.source} if routing
+                         else {"kind": "dense", "source": "no MoE layers"})
+    result["accuracy"] = _accuracy(dep)
+
+    if not candidates:
+        result["fits"] = False
+        result["placement"] = {"strategy": plan.placement, "reason": plan.reason}
+        result["reason"] = _no_fit_reason(plan, offload)
         result["suggestions"] = plan.suggestions
+        result["engine"] = eng_fixed.name if eng_fixed else None
+        result["assumptions"] = _assumptions(dep, None, None, notes, pricing, calib)
+        return result
+
+    evaluated = []
+    for strategy in candidates:
+        eng = eng_fixed or get_engine(default_engine_name(dep.cpu_only, strategy))
+        local_notes: list[str] = []
+        sv, ctx = evaluate(dep, eng, strategy, plan, batch, input_len, output_len, calib, local_notes)
+        evaluated.append((sv.output_tokens_per_s, strategy, eng, sv, ctx, local_notes))
+    evaluated.sort(key=lambda e: -e[0])
+    _, strategy, eng, sv, ctx, local_notes = evaluated[0]
+    notes += local_notes
+    if len(evaluated) > 1:
+        notes.append("offload auto: chose " + strategy + " — fastest of " +
+                     ", ".join(f"{s} ({t:.3g} output tok/s)" for t, s, *_ in evaluated))
+    opt = next(o for o in plan.options if o.strategy == strategy)
+    result["fits"] = True
+    result["engine"] = eng.name
+    result["placement"] = {"strategy": strategy, "reason": opt.reason,
+                           "expert_cache_experts_per_layer": opt.expert_cache_experts_per_layer,
+                           "alternatives": [{"strategy": s, "output_tokens_per_s": t} for t, s, *_ in evaluated[1:]]}
+    dec, pre = sv.phase_metrics["decode"], sv.phase_metrics["prefill"]
+    result.update({
+        "ttft_s": sv.ttft_s, "tpot_s": sv.tpot_s, "e2e_s": sv.e2e_s,
+        "prefill_tokens_per_s": sv.prefill_tokens_per_s, "output_tokens_per_s": sv.output_tokens_per_s,
+        "total_tokens_per_s": sv.total_tokens_per_s, "per_user_tokens_per_s": sv.per_user_tokens_per_s,
+        "requests_per_s": sv.requests_per_s,
+        "s_mbu": dec["s_mbu"], "s_mfu": dec["s_mfu"], "mbu": dec["mbu"], "mfu": dec["mfu"],
+        "bottleneck": {"decode": dec["bottleneck"], "prefill": pre["bottleneck"]},
+        "phases": {"decode": {**dec, "step_time_s": sv.decode_step_s, "batch_per_replica": sv.batch_per_replica},
+                   "prefill": pre},
+    })
+    result["workload"]["batch_per_replica"] = sv.batch_per_replica
+    result["workload"]["concurrency"] = sv.batch_per_replica * dep.parallelism.dp
+    # energy and cost
+    f = sv.decode_time_fraction
+    acc_util = f * max(dec["s_mbu"], dec["s_mfu"]) + (1 - f) * max(pre["s_mbu"], pre["s_mfu"])
+    cpu_util = 0.1
+    if strategy in ("cpu-experts", "cpu-only"):
+        cpu_util = max(0.1, f * (dec["host_dram_utilisation"] if strategy == "cpu-experts" else dec["s_mbu"])
+                       + (1 - f) * (pre["host_dram_utilisation"] if strategy == "cpu-experts" else pre["s_mbu"]))
+    power = average_power_w(dep, acc_util, cpu_util, accelerators_busy=strategy != "cpu-only")
+    cost = hourly_cost(dep, CostInputs(pricing, amortize_years, usd_per_kwh, pue), power["total_w"])
+    notes += cost.pop("notes", [])
+    cost["usd_per_million_output_tokens"] = usd_per_million(cost["usd_per_hour"], sv.output_tokens_per_s)
+    cost["usd_per_million_tokens"] = usd_per_million(cost["usd_per_hour"], sv.total_tokens_per_s)
+    result["cost"] = cost
+    result["energy"] = {"average_power_w": power["total_w"], "power_breakdown_w": power,
+                        "joules_per_output_token": power["total_w"] / sv.output_tokens_per_s,
+                        "joules_per_token": power["total_w"] / sv.total_tokens_per_s,
+                        "basis": "idle + (TDP − idle) × (0.35 + 0.65·max(S-MBU, S-MFU)) per busy accelerator; "
+                                 "CPUs 0.3–1.0 × TDP; chassis host_power_w (see perf/cost.py)"}
+    result["assumptions"] = _assumptions(dep, eng, ctx, notes, pricing, calib)
     return result
+
+
+def _no_fit_reason(plan: MemoryPlan, offload: str) -> str:
+    if offload != "auto":
+        return f"--offload {offload}: {plan.reason}"
+    offl = [o for o in plan.options if o.strategy not in ("none",)]
+    parts = [f"GPU-resident: {plan.options[0].reason}"] if plan.options and plan.options[0].strategy == "none" else [plan.reason]
+    for o in offl:
+        if o.strategy == "nvme" and o.fits:
+            parts.append("nvme: feasible only by streaming experts from NVMe (use --offload nvme to see how slow)")
+        elif not o.fits:
+            parts.append(f"{o.strategy}: {o.reason}")
+    return "; ".join(parts)
+
+
+def _assumptions(dep: Deployment, eng: Optional[EngineSpec], ctx, notes: list, pricing: str,
+                 calib: Optional[Calibration]) -> dict:
+    out: dict[str, Any] = {"notes": notes, "gpu_memory_utilization": dep.gpu_memory_utilization,
+                           "weight_scheme": dep.scheme.describe(), "kv_dtype": dep.kv_dtype,
+                           "pricing": pricing, "prices_date": dep.system.pricing.date,
+                           "calibration": calib.path if calib else None}
+    if ctx is not None:
+        out["efficiency"] = {"accelerator": ctx.accel.eff.as_dict() if ctx.accel else None, "cpu": ctx.cpu.eff.as_dict()}
+        out["engine"] = {"name": eng.name, "batching": eng.batching, "cuda_graphs": eng.cuda_graphs,
+                         "moe_kernel": eng.moe_kernel, "max_num_batched_tokens": eng.max_num_batched_tokens,
+                         "max_num_seqs": eng.max_num_seqs, "scheduler_overhead_ms": eng.scheduler_overhead_ms}
+        unit = ctx.main
+        for grp in ("experts", "attention"):
+            wd = dep.scheme.dtype_of(grp)
+            cd, weight_only = unit.compute_dtype(wd)
+            from moecap_sim.precision import NATIVE_COMPUTE_DTYPE
+            if cd != NATIVE_COMPUTE_DTYPE[wd]:
+                notes.append(f"{grp} weights are {wd} but {unit.name} has no native {NATIVE_COMPUTE_DTYPE[wd]} "
+                             f"tensor path: computed at {cd} after dequantization (weight-only, bytes still {wd})")
+        out["ttft"] = "prefill latency of one request on an idle replica (no queueing; use `simulate` for queueing)"
+        out["throughput"] = "steady state of a continuously batched server holding the batch, prefill included"
+    return out
+
+
+def _accuracy(dep: Deployment) -> Optional[dict]:
+    try:
+        from moecap_sim.accuracy import accuracy_for
+    except ImportError:
+        return None
+    native = dep.model.native_precision
+    native_main = native if isinstance(native, str) else native.get("experts", native.get("default", "bf16"))
+    return accuracy_for(dep.model.name, dep.scheme.experts, native_main)

@@ -105,8 +105,13 @@ class Registry:
 
     @functools.lru_cache(maxsize=None)
     def get(self, name: str):
-        """Load and validate the spec named ``name`` (or at path ``name``)."""
-        return load_spec_file(self.cls, self.path_of(name))
+        """Load and validate the spec named ``name`` (or at path ``name``); the spec's ``path``
+        field (when its schema has one) records the file it came from."""
+        path = self.path_of(name)
+        spec = load_spec_file(self.cls, path)
+        if "path" in self.cls.model_fields:
+            spec = spec.model_copy(update={"path": str(path)})
+        return spec
 
     def all(self) -> list:
         return [self.get(n) for n in self.names()]

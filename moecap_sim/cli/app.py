@@ -123,6 +123,9 @@ def predict_cmd(
     gpu_memory_utilization: float = typer.Option(0.9, "--gpu-memory-utilization", help="Fraction of device memory the engine may use."),
     pricing: str = typer.Option("on-demand", help="on-demand|spot|owned."),
     calibration: Optional[str] = typer.Option(None, help="Calibration file from `moecap-sim calibrate`."),
+    amortize_years: float = typer.Option(3.0, "--amortize-years", help="Owned pricing: years to amortise the purchase over."),
+    usd_per_kwh: float = typer.Option(0.10, "--usd-per-kwh", help="Owned pricing: electricity price."),
+    pue: float = typer.Option(1.3, help="Owned pricing: data-centre power usage effectiveness."),
     json_out: bool = typer.Option(False, "--json", help="Print one JSON object (the stable contract)."),
 ):
     """Predict whether MODEL fits on HW, where weights and KV live, and its latency, throughput,
@@ -142,7 +145,8 @@ def predict_cmd(
             raise UserError(f"--batch must be ≥ 1, got {b}")
     res = predict(model, hw, precision=precision, kv_dtype=kv_dtype, engine=engine, tp=tp, ep=ep, pp=pp, dp=dp,
                   batch=b, input_len=input_len, output_len=output_len, offload=offload,
-                  gpu_memory_utilization=gpu_memory_utilization, pricing=pricing, calibration=calibration)
+                  gpu_memory_utilization=gpu_memory_utilization, pricing=pricing, calibration=calibration,
+                  amortize_years=amortize_years, usd_per_kwh=usd_per_kwh, pue=pue)
     if json_out:
         return print_json(res)
     render_prediction(res)

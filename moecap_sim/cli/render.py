@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import json
+import sys
 import math
 from typing import Any, Iterable
 
 from rich.console import Console
 from rich.table import Table
 
-console = Console(highlight=False)
+console = Console(highlight=False, width=None if sys.stdout.isatty() else 132)
 
 
 def _clean(o: Any) -> Any:

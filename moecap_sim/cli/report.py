@@ -1,4 +1,5 @@
-"""Human-readable rendering of a prediction."""
+"""Human-readable rendering of a prediction: memory plan, latency/throughput, utilisation,
+bottleneck, cost, energy, accuracy, assumptions."""
 
 from __future__ import annotations
 
@@ -7,34 +8,96 @@ from typing import Any
 from moecap_sim.cli.render import console, fmt, table
 
 
+def _ms(x):
+    return "—" if x is None else (f"{x * 1e3:.1f} ms" if x < 10 else f"{x:.1f} s")
+
+
+def _pct(x):
+    return "—" if x is None else f"{100 * x:.1f}%"
+
+
 def render_prediction(r: dict[str, Any]) -> None:
     m, hw, mem = r["model"], r["hardware"], r["memory"]
     par = r["parallelism"]
-    console.print(f"[bold]{m['display_name']}[/bold] on [bold]{hw['display_name']}[/bold]  "
-                  f"(TP{par['tp']} PP{par['pp']} DP{par['dp']} EP{par['ep']}; weights {r['precision']['weights']}; "
-                  f"KV {r['precision']['kv_cache']})")
-    verdict = "[green]fits[/green]" if r["fits"] else "[red]does not fit[/red]"
-    console.print(f"Memory: {verdict} — placement [bold]{r['placement']['strategy']}[/bold]: {r['placement']['reason']}")
+    console.print(f"[bold]{m['display_name']}[/bold] on [bold]{hw['display_name']}[/bold] — engine {r['engine'] or '—'}, "
+                  f"TP{par['tp']} PP{par['pp']} DP{par['dp']} EP{par['ep']}, weights {r['precision']['weights_short']}, "
+                  f"KV {r['precision']['kv_cache']}")
+    verdict = "[green]runs[/green]" if r["fits"] else "[red]does not fit[/red]"
+    console.print(f"{verdict} — placement [bold]{r['placement']['strategy']}[/bold]: {r['placement']['reason']}")
     unit = "per device" if hw["accelerator"] else "host"
     rows = [
         ["capacity / usable", f"{mem['capacity_gb']:.1f} / {mem['usable_gb']:.1f} GB {unit}"],
-        ["weights (GPU-resident layout)", f"{mem['weights_gb']:.1f} GB {unit} ({mem['weights_total_gb']:.1f} GB total, "
+        ["weights (GPU-resident layout)", f"{mem['weights_gb']:.1f} GB {unit} (model {mem['weights_total_gb']:.1f} GB, "
                                           f"routed experts {mem['expert_weights_total_gb']:.1f} GB)"],
-        ["activation peak / reserve", f"{mem['activation_gb']:.2f} / {mem['reserve_gb']:.2f} GB"],
-        ["KV budget", f"{mem['kv_budget_gb']:.1f} GB {unit}"],
-        ["KV per sequence", f"{mem['kv_gb_per_sequence'] * 1e3:.1f} MB {unit} "
-                            f"({r['workload']['input_len'] + r['workload']['output_len']} tokens)"],
-        ["max concurrent sequences", f"{mem['max_concurrent_seqs']} (whole system)"],
+        ["activation peak / runtime reserve", f"{mem['activation_gb']:.2f} / {mem['reserve_gb']:.2f} GB"],
+        ["KV budget / per sequence", f"{mem['kv_budget_gb']:.1f} GB / {mem['kv_gb_per_sequence'] * 1e3:.1f} MB {unit} "
+                                     f"({r['workload']['input_len'] + r['workload']['output_len']} tokens)"],
     ]
-    console.print(table("Memory plan", ["", ""], rows))
     opts = mem.get("options") or []
-    if len(opts) > 1:
-        console.print(table("Placements", ["strategy", "fits", "per device GB", "host GB", "max seqs", "why"],
+    chosen = next((o for o in opts if o["strategy"] == r["placement"]["strategy"]), None)
+    rows.append(["max concurrent sequences", f"{chosen['max_concurrent_seqs'] if chosen else mem['max_concurrent_seqs']} (whole system)"])
+    console.print(table("Memory", ["", ""], rows))
+    if len(opts) > 1 and (not r["fits"] or r["placement"]["strategy"] != "none"):
+        console.print(table("Placements", ["strategy", "fits", "GB/device", "host GB", "max seqs", "why"],
                             [[o["strategy"], o["fits"], o["device_gb"], o["host_gb"], o["max_concurrent_seqs"], o["reason"]]
                              for o in opts]))
-    if r.get("suggestions"):
-        console.print("[bold]Nearest feasible options[/bold]")
-        for s in r["suggestions"]:
-            console.print(f"  • {s}")
-    for n in r["assumptions"].get("notes", []):
+    if not r["fits"]:
+        console.print(f"[red]Why not:[/red] {r.get('reason', '')}")
+        if r.get("suggestions"):
+            console.print("[bold]Nearest feasible options[/bold]")
+            for s in r["suggestions"]:
+                console.print(f"  • {s}")
+        _render_tail(r)
+        return
+    w = r["workload"]
+    ph = r["phases"]
+    perf = [
+        ["concurrency", f"{w['concurrency']} sequences ({w['batch_per_replica']} per replica), "
+                        f"{w['input_len']} in / {w['output_len']} out tokens"],
+        ["TTFT", _ms(r["ttft_s"])], ["TPOT (client-visible)", _ms(r["tpot_s"])],
+        ["decode step", _ms(ph["decode"]["step_time_s"])], ["end-to-end per request", _ms(r.get("e2e_s"))],
+        ["output tokens/s (system)", fmt(r["output_tokens_per_s"])], ["total tokens/s", fmt(r["total_tokens_per_s"])],
+        ["prefill tokens/s", fmt(r["prefill_tokens_per_s"])], ["per-user tokens/s", fmt(r["per_user_tokens_per_s"])],
+        ["requests/s", fmt(r["requests_per_s"])],
+    ]
+    console.print(table("Performance", ["", ""], perf))
+    util = []
+    for name in ("prefill", "decode"):
+        p = ph[name]
+        util.append([name, _ms(p["time_s"]), p["tokens"], _pct(p["s_mbu"]), _pct(p["mbu"]), _pct(p["s_mfu"]), _pct(p["mfu"]),
+                     f"{p['distinct_experts_per_layer']:.1f}", p["bottleneck"]])
+    console.print(table("Utilisation per pass (S- = sparsity-aware; dense MBU/MFU count every expert)",
+                        ["phase", "pass time", "tokens", "S-MBU", "MBU", "S-MFU", "MFU", "experts/layer", "bottleneck"], util))
+    ops = ph["decode"]["ops"]
+    total = sum(o["time_s"] for o in ops.values()) or 1.0
+    console.print(table("Decode step by operator", ["operator", "time", "share", "bound by"],
+                        [[k, _ms(o["time_s"]), f"{100 * o['time_s'] / total:.0f}%", o["resource"]] for k, o in list(ops.items())[:10]]))
+    c, e = r["cost"], r["energy"]
+    console.print(table("Cost and energy", ["", ""], [
+        ["$/hour", f"${c['usd_per_hour']:.3f} — {c['basis']}"],
+        ["$/M output tokens", f"${fmt(c['usd_per_million_output_tokens'])}"],
+        ["$/M tokens (in+out)", f"${fmt(c['usd_per_million_tokens'])}"],
+        ["average power", f"{e['average_power_w']:.0f} W"], ["energy", f"{e['joules_per_output_token']:.3g} J per output token"]]))
+    _render_tail(r)
+
+
+def _render_tail(r: dict[str, Any]) -> None:
+    acc = r.get("accuracy")
+    if acc and acc.get("scores"):
+        scores = ", ".join(f"{s['benchmark']} {s['score']:g}" for s in acc["scores"][:6])
+        q = acc.get("quantization") or {}
+        delta = q.get("delta_points")
+        console.print(f"[bold]Accuracy[/bold] (published, {acc.get('precision_scored')}): {scores}"
+                      + (f"; {acc.get('precision_used')}: {delta:+.1f} points ({q.get('basis')})" if delta is not None else "")
+                      + (f" — {q.get('note')}" if q.get("note") and delta is None else ""))
+    elif acc is not None:
+        console.print("[bold]Accuracy[/bold]: no published scores in the catalog for this model")
+    routing = r.get("routing") or {}
+    console.print(f"[dim]routing: {routing.get('source')}[/dim]")
+    a = r.get("assumptions") or {}
+    for n in a.get("notes", []):
         console.print(f"[dim]note: {n}[/dim]")
+    if a.get("efficiency"):
+        eff = a["efficiency"]["accelerator"] or a["efficiency"]["cpu"]
+        console.print(f"[dim]efficiencies: η_bw {eff['bw']}, η_flop {eff['flop']}, η_attn {eff['attention']} "
+                      f"({eff['source']}); prices dated {a.get('prices_date')}[/dim]")

@@ -150,6 +150,7 @@ class DeviceSpec(_Strict):
     measured: bool = False
     notes: Optional[str] = None
     sources: dict[str, str]
+    path: Optional[str] = None  # file it was loaded from (set by the loader, not written in files)
 
     @model_validator(mode="after")
     def _consistency(self):
@@ -227,6 +228,7 @@ class SystemSpec(_Strict):
     measured: bool = False
     notes: Optional[str] = None
     sources: dict[str, str]
+    path: Optional[str] = None  # file it was loaded from (set by the loader, not written in files)
 
     @model_validator(mode="after")
     def _consistency(self):
@@ -238,7 +240,7 @@ def _numeric_paths(obj: BaseModel, prefix: str = "") -> list[str]:
     """Dotted paths of every numeric leaf (ints, floats, numeric dict values)."""
     out = []
     for name in type(obj).model_fields:
-        if name in ("sources", "measured", "count", "sockets"):
+        if name in ("sources", "measured", "count", "sockets", "path"):
             continue  # structural integers (how many), described by the system's own source
         v = getattr(obj, name)
         path = f"{prefix}{name}"

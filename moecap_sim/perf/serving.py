@@ -1,0 +1,112 @@
+"""Serving metrics from step times: TTFT, TPOT, throughputs, S-MBU/S-MFU per phase.
+
+Steady state of a continuously batched server holding ``B`` sequences per replica: while the
+``B`` sequences each decode ``output_len`` tokens, ``B`` new prompts are prefilled (one per
+retired request), so one "cycle" retires ``B`` requests in
+``output_len × decode_step(B) + B × prefill_time_per_request``.  Each request's own decode is
+stretched by the ``B − 1`` other prefills interleaved with it, which is the TPOT a client
+measures.  TTFT is the prefill latency of one request on an otherwise idle replica (no
+queueing; the simulator adds queueing).  Prefill is chunked at the engine's
+``max_num_batched_tokens``.  With PP, ``pp`` micro-batches of ``B/pp`` sequences are in flight.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from moecap_sim.perf.metrics import s_mbu, s_mfu
+from moecap_sim.perf.step import CostContext, StepBreakdown, step_time
+
+GB = 1e9
+
+
+@dataclass
+class Serving:
+    batch_per_replica: int
+    ttft_s: float
+    decode_step_s: float
+    tpot_s: float  # as a client measures it (interleaved prefills included)
+    e2e_s: float
+    prefill_tokens_per_s: float  # whole system
+    output_tokens_per_s: float
+    total_tokens_per_s: float
+    per_user_tokens_per_s: float
+    requests_per_s: float
+    prefill: StepBreakdown
+    decode: StepBreakdown
+    phase_metrics: dict
+    decode_time_fraction: float
+
+
+def prefill_latency(ctx: CostContext, input_len: int) -> tuple[float, StepBreakdown]:
+    """Latency of prefilling one prompt in chunks of ``max_num_batched_tokens``; returns the
+    total and the breakdown of the largest chunk."""
+    chunk = ctx.engine.max_num_batched_tokens
+    done, total, first = 0, 0.0, None
+    while done < input_len:
+        c = min(chunk, input_len - done)
+        sb = step_time(ctx, "prefill", 1, c, done)
+        total += sb.time_s
+        first = first or sb
+        done += c
+    return total, first
+
+
+def phase_utilisation(ctx: CostContext, sb: StepBreakdown) -> dict:
+    """S-MBU, S-MFU, dense MBU/MFU and the bottleneck of one pass."""
+    dep = ctx.dep
+    unit = ctx.main
+    devices = 1 if unit.is_cpu else dep.parallelism.tp * dep.parallelism.pp
+    peak_bw = unit.mem_gb_s * GB
+    dtype = unit.compute_dtype(dep.scheme.experts)[0]
+    peak_flops = unit.peak_flops(dtype)
+    return {
+        "time_s": sb.time_s, "tokens": sb.tokens, "seqs": sb.seqs,
+        "s_mbu": s_mbu(sb.weight_bytes_total, sb.kv_bytes_total, sb.time_s, peak_bw, devices),
+        "mbu": s_mbu(sb.dense_weight_bytes_total, sb.kv_bytes_total, sb.time_s, peak_bw, devices),
+        "s_mfu": s_mfu(sb.flops_total, sb.time_s, peak_flops, devices),
+        "mfu": s_mfu(sb.dense_flops_total, sb.time_s, peak_flops, devices),
+        "host_dram_utilisation": (sb.host_bytes_total / sb.time_s / (ctx.cpu.mem_gb_s * GB)) if sb.time_s else 0.0,
+        "peak_compute_dtype": dtype,
+        "weight_bytes_read": sb.weight_bytes_total, "kv_bytes_read": sb.kv_bytes_total, "flops": sb.flops_total,
+        "distinct_experts_per_layer": sb.distinct_experts_per_layer,
+        "bottleneck": sb.bottleneck, "time_by_resource_s": sb.by_resource(),
+        "ops": {k: {"time_s": o.time_s, "resource": o.resource, "unit": o.unit, "bytes": o.bytes, "flops": o.flops}
+                for k, o in sorted(sb.ops.items(), key=lambda kv: -kv[1].time_s)},
+    }
+
+
+def serve(ctx: CostContext, batch_per_replica: int, input_len: int, output_len: int) -> Serving:
+    """Steady-state serving metrics for ``batch_per_replica`` concurrent sequences."""
+    dep = ctx.dep
+    par = dep.parallelism
+    replicas = par.dp
+    B = max(1, batch_per_replica)
+    ttft, prefill_sb = prefill_latency(ctx, input_len)
+    # batched prefill throughput: a full chunk of prompts
+    chunk = ctx.engine.max_num_batched_tokens
+    per = min(input_len, chunk)
+    n = max(1, min(B, chunk // per)) if ctx.engine.batching == "continuous" else B
+    full = step_time(ctx, "prefill", n, per, 0)
+    prefill_tps_replica = n * per / full.time_s
+    prefill_per_request = input_len / prefill_tps_replica
+    # decode with PP micro-batches
+    micro = max(1, math.ceil(B / par.pp))
+    decode_sb = step_time(ctx, "decode", micro, 1, input_len + output_len / 2.0)
+    step = decode_sb.time_s
+    if ctx.engine.batching == "continuous":
+        cycle = output_len * step + B * prefill_per_request
+        tpot = (output_len * step + (B - 1) * prefill_per_request) / output_len
+    else:  # static batches: prefill the whole batch, then decode it
+        cycle = output_len * step + ttft + (B - 1) * prefill_per_request
+        tpot = step
+    out_tps = replicas * B * output_len / cycle
+    req_s = replicas * B / cycle
+    decode_fraction = output_len * step / cycle
+    return Serving(batch_per_replica=B, ttft_s=ttft, decode_step_s=step, tpot_s=tpot, e2e_s=ttft + output_len * tpot,
+                   prefill_tokens_per_s=replicas * prefill_tps_replica, output_tokens_per_s=out_tps,
+                   total_tokens_per_s=req_s * (input_len + output_len), per_user_tokens_per_s=1.0 / tpot,
+                   requests_per_s=req_s, prefill=full, decode=decode_sb,
+                   phase_metrics={"prefill": phase_utilisation(ctx, full), "decode": phase_utilisation(ctx, decode_sb)},
+                   decode_time_fraction=decode_fraction)
