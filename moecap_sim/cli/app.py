@@ -150,3 +150,35 @@ def predict_cmd(
     if json_out:
         return print_json(res)
     render_prediction(res)
+
+
+@app.command("metrics")
+def metrics_cmd(
+    records: str = typer.Argument(..., help="Per-pass records (MoE-CAP recorder JSONL: latency, batch_size, "
+                                            "seq_lens_sum, forward_mode, expert_activation, ...)."),
+    model: str = typer.Option(..., "--model", "-m", help="Model the records were measured on."),
+    hw: str = typer.Option(..., "--hw", help="System the records were measured on (name or YAML path)."),
+    precision: Optional[str] = typer.Option(None, help="Weight precision used (default: native)."),
+    kv_dtype: Optional[str] = typer.Option(None, "--kv-dtype", help="KV-cache dtype used (default bf16)."),
+    json_out: bool = typer.Option(False, "--json", help="Print JSON."),
+):
+    """Compute S-MBU, S-MFU, TTFT, TPOT and throughput from measured per-pass records with the
+    corrected MoE-CAP definitions (top-k experts, router, dense peaks, full-context KV, Eq. 6)."""
+    from moecap_sim.perf.measured import metrics_from_records
+
+    d = metrics_from_records(records, model, hw, precision=precision, kv_dtype=kv_dtype)
+    if json_out:
+        return print_json(d)
+    rows = []
+    for ph in ("prefill", "decode"):
+        p = d[ph]
+        if p:
+            rows.append([ph, p["passes"], p["mean_pass_latency_s"], p["tokens_per_s"], f"{100 * p['s_mbu']:.1f}%",
+                         f"{100 * p['mbu']:.1f}%", f"{100 * p['s_mfu']:.2f}%", f"{100 * p['mfu']:.2f}%",
+                         p["mean_activated_experts_per_layer"]])
+    console.print(table(f"{d['model']} on {d['hardware']} ({d['devices']} devices, peak {d['peak_bandwidth_gb_s']:.0f} GB/s, "
+                        f"{d['peak_tflops']:.0f} TFLOPS {d['peak_dtype']} dense)",
+                        ["phase", "passes", "mean pass s", "tokens/s", "S-MBU", "MBU", "S-MFU", "MFU", "experts/layer"], rows))
+    console.print(f"TTFT {d['ttft_s']} s, TPOT {d['tpot_s']} s")
+    for n in d["notes"]:
+        console.print(f"[yellow]note: {n}[/yellow]")

@@ -1,0 +1,163 @@
+"""Metrics from measured per-pass records (the MoE-CAP recorder's JSONL), with the corrected
+definitions of :mod:`moecap_sim.perf.metrics`.
+
+Each record is one forward pass: ``latency`` (s), ``batch_size``, ``seq_lens_sum``,
+``forward_mode`` (``prefill``/``extend``/``decode``/``mixed``), ``expert_activation`` (mean
+number of activated experts per MoE layer, or a per-layer list of counts, or per-layer lists
+of per-expert token counts), optionally ``scheduled_tokens`` and ``gpu_num``.  Prefill records
+with ``seq_lens_sum ≤ 10`` are warm-up probes and are dropped, as the reference does.
+
+Corrections applied (see moe-cap-paper.md §1.2): top-k experts per token in S-MFU (not one),
+router FLOPs included, dense peaks, a KV dtype separate from the weight dtype, and the
+ratio-of-sums aggregate of Eq. (6) instead of a mean of per-pass ratios.  In vLLM decode
+records ``seq_lens_sum`` equals the scheduled tokens, so the context KV read cannot be
+recovered; this is detected and reported.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any, Optional
+
+from moecap_sim.deployment import resolve_deployment
+from moecap_sim.errors import UserError
+from moecap_sim.perf.metrics import aggregate_ratio_of_sums
+
+GB = 1e9
+
+
+def read_records(path: str) -> list[dict]:
+    """Read JSONL (one record per line) or a JSON list; errors name the line."""
+    p = Path(path)
+    if not p.exists():
+        raise UserError(f"records file not found: {path}")
+    text = p.read_text()
+    if text.lstrip().startswith("["):
+        try:
+            recs = json.loads(text)
+        except json.JSONDecodeError as e:
+            raise UserError(f"{path}: not valid JSON at line {e.lineno}: {e.msg}") from None
+        items = list(enumerate(recs, 1))
+    else:
+        items = []
+        for i, line in enumerate(text.splitlines(), 1):
+            if not line.strip():
+                continue
+            try:
+                items.append((i, json.loads(line)))
+            except json.JSONDecodeError as e:
+                raise UserError(f"{path}: line {i} is not valid JSON ({e.msg})") from None
+    out = []
+    for i, r in items:
+        if not isinstance(r, dict):
+            raise UserError(f"{path}: record at line {i} is not an object")
+        for f in ("latency", "batch_size", "forward_mode"):
+            if f not in r:
+                raise UserError(f"{path}: record at line {i} lacks field '{f}'")
+        if not isinstance(r["latency"], (int, float)) or r["latency"] <= 0:
+            raise UserError(f"{path}: line {i}: latency = {r['latency']!r} must be a positive number of seconds")
+        r = dict(r, _line=i)
+        out.append(r)
+    if not out:
+        raise UserError(f"{path}: no records")
+    return out
+
+
+def _distinct(act: Any, num_moe_layers: int, top_k: int) -> float:
+    """Mean distinct experts per MoE layer from an ``expert_activation`` field."""
+    if act is None:
+        return float(top_k)
+    if isinstance(act, (int, float)):
+        return float(act)
+    if isinstance(act, list) and act:
+        if all(isinstance(x, (int, float)) for x in act):
+            return sum(act) / len(act)
+        if all(isinstance(x, list) for x in act):
+            return sum(sum(1 for c in layer if c > 0) for layer in act) / len(act)
+    raise UserError(f"expert_activation {str(act)[:60]!r} is neither a number, a per-layer list, nor per-layer counts")
+
+
+def metrics_from_records(records_path: str, model: str, hw: str, precision: Optional[str] = None,
+                         kv_dtype: Optional[str] = None) -> dict[str, Any]:
+    """S-MBU, S-MFU (and dense MBU/MFU), TTFT, TPOT and throughputs of measured passes."""
+    recs = read_records(records_path)
+    first_gpus = recs[0].get("gpu_num")
+    dep = resolve_deployment(model, hw, precision=precision, kv_dtype=kv_dtype,
+                             tp=int(first_gpus) if isinstance(first_gpus, int) and first_gpus > 0 else None)
+    a = dep.model.arch
+    s = dep.scheme
+    g = a.params_by_group()
+    devices = dep.parallelism.devices_used
+    unit_bw = (dep.accelerator.memory.bandwidth_gb_s if dep.accelerator else dep.host_dram_bandwidth_gb_s) * GB
+    dtype_pref = {"fp8": "fp8", "int8": "int8", "fp32": "fp32"}.get(s.experts, "bf16")
+    peaks = (dep.accelerator or dep.host_cpu).compute.dense_tflops
+    dtype = dtype_pref if dtype_pref in peaks else ("bf16" if "bf16" in peaks else next(iter(peaks)))
+    peak_flops = peaks[dtype] * 1e12 * (1 if dep.accelerator else dep.system.host.cpu.sockets)
+    moe = a.moe_layers
+    n_moe = len(moe)
+    k = a.top_k if moe else 0
+    expert_b = a.expert_params * s.bytes_per_param("experts") if moe else 0.0
+    always_b = sum(p * s.bytes_per_param(grp) for grp, p in g.items() if grp not in ("experts", "embeddings"))
+    matmul_nonexpert = a.matmul_params_per_token() - (k * sum(l.moe.expert_params for l in moe))
+    kv_tok = a.kv_bytes_per_token(dep.kv_bytes)
+    per_ctx_attn = a.attention_flops_per_token(1)  # FLOPs per token per context token (all layers)
+    phases: dict[str, dict[str, list]] = {"prefill": {}, "decode": {}}
+    notes = []
+    vllm_decode_context_missing = 0
+    dropped = 0
+    for r in recs:
+        mode = str(r["forward_mode"]).lower()
+        phase = "decode" if mode == "decode" else "prefill"
+        if mode == "mixed":
+            notes.append("mixed prefill+decode passes are counted as prefill")
+        lens = float(r.get("seq_lens_sum", 0) or 0)
+        bs = int(r["batch_size"])
+        if phase == "prefill" and lens <= 10:
+            dropped += 1
+            continue
+        tokens = float(r.get("scheduled_tokens") or (bs if phase == "decode" else lens))
+        if isinstance(r.get("scheduled_tokens"), list):
+            tokens = float(sum(r["scheduled_tokens"]))
+        d = _distinct(r.get("expert_activation"), n_moe, k) if moe else 0.0
+        wbytes = always_b + n_moe * d * expert_b
+        dense_wbytes = always_b + g["experts"] * s.bytes_per_param("experts")
+        if phase == "decode" and lens <= bs:
+            vllm_decode_context_missing += 1
+        kv = lens * kv_tok
+        ctx_mean = lens / max(1, bs)
+        attn = per_ctx_attn * (lens if phase == "decode" else tokens * ctx_mean / 2.0)
+        flops = 2.0 * tokens * (matmul_nonexpert + k * a.expert_params * n_moe) + attn
+        dense_flops = 2.0 * tokens * (matmul_nonexpert + a.num_experts * a.expert_params * n_moe if moe else matmul_nonexpert) + attn
+        p = phases[phase]
+        for key, v in (("lat", r["latency"]), ("w", wbytes), ("dw", dense_wbytes), ("kv", kv), ("f", flops),
+                       ("df", dense_flops), ("tok", tokens), ("bs", bs), ("d", d)):
+            p.setdefault(key, []).append(v)
+    if vllm_decode_context_missing:
+        notes.append(f"{vllm_decode_context_missing} decode records have seq_lens_sum ≤ batch_size (vLLM records "
+                     f"scheduled tokens there): the context KV read of those passes is missing from S-MBU")
+    out: dict[str, Any] = {"model": dep.model.name, "hardware": dep.system.name, "devices": devices,
+                           "peak_bandwidth_gb_s": unit_bw / GB, "peak_tflops": peak_flops / 1e12, "peak_dtype": dtype,
+                           "weights": s.describe(), "kv_dtype": dep.kv_dtype, "records": len(recs),
+                           "dropped_warmup_prefill": dropped, "notes": sorted(set(notes))}
+    for phase, p in phases.items():
+        if not p:
+            out[phase] = None
+            continue
+        lat = p["lat"]
+        bw_peak = unit_bw * devices
+        fl_peak = peak_flops * devices
+        out[phase] = {
+            "passes": len(lat), "total_latency_s": sum(lat), "mean_pass_latency_s": sum(lat) / len(lat),
+            "s_mbu": aggregate_ratio_of_sums([w + kv for w, kv in zip(p["w"], p["kv"])], lat, bw_peak),
+            "mbu": aggregate_ratio_of_sums([w + kv for w, kv in zip(p["dw"], p["kv"])], lat, bw_peak),
+            "s_mfu": aggregate_ratio_of_sums(p["f"], lat, fl_peak),
+            "mfu": aggregate_ratio_of_sums(p["df"], lat, fl_peak),
+            "tokens_per_s": sum(p["tok"]) / sum(lat),
+            "mean_activated_experts_per_layer": sum(p["d"]) / len(p["d"]) if moe else None,
+        }
+    out["ttft_s"] = out["prefill"]["mean_pass_latency_s"] if out["prefill"] else None
+    out["tpot_s"] = out["decode"]["mean_pass_latency_s"] if out["decode"] else None
+    out["decode_throughput_tokens_per_s"] = out["decode"]["tokens_per_s"] if out["decode"] else None
+    out["prefill_throughput_tokens_per_s"] = out["prefill"]["tokens_per_s"] if out["prefill"] else None
+    return out
