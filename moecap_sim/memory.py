@@ -177,7 +177,7 @@ def plan_memory(dep: Deployment, *, input_len: int = 1024, output_len: int = 256
     if dep.cpu_only:
         return _plan_cpu_only_system(dep, policy, ctx, wb, w_total, experts_total, host_usable, suggest, input_len, output_len)
 
-    cap = dep.accelerator.memory.capacity_gb * GB
+    cap = dep.accelerator.usable_capacity_bytes
     usable = cap * dep.gpu_memory_utilization
     reserve = policy.runtime_reserve_gb * GB
     act = activation_peak_bytes(dep, policy)

@@ -44,6 +44,9 @@ class Memory(_Strict):
     type: Optional[str] = None
     capacity_gb: Optional[float] = None  # None for CPUs: capacity belongs to the system
     bandwidth_gb_s: float
+    #: total memory the driver reports (MiB), which engines size their pools from; datasheet
+    #: "80 GB" HBM is 80 GiB-ish (81559 MiB on H100), so the planner prefers this when given
+    visible_mib: Optional[float] = Field(default=None, gt=0, le=10_000_000)
     check_cap = field_validator("capacity_gb", mode="before")(_qty("size_gb", 0.0, 100_000.0))
     check_bw = field_validator("bandwidth_gb_s", mode="before")(_qty("bandwidth_gb_s", 0.0, 100_000.0))
 
@@ -160,6 +163,13 @@ class DeviceSpec(_Strict):
             raise ValueError("a CPU device needs a 'cpu' section (cores, base_ghz, isa)")
         _check_sources(self)
         return self
+
+    @property
+    def usable_capacity_bytes(self) -> float:
+        """Device memory an engine sees: ``visible_mib`` when recorded, else the datasheet GB."""
+        if self.memory.visible_mib:
+            return self.memory.visible_mib * 2**20
+        return (self.memory.capacity_gb or 0.0) * 1e9
 
     def supports(self, dtype: str) -> bool:
         """True when the device has native (tensor/matrix or vector) support for ``dtype``."""
