@@ -157,3 +157,15 @@ def test_same_inputs_same_answer():
     a = predict("qwen3-30b-a3b", "l4x4", batch="max")
     b = predict("qwen3-30b-a3b", "l4x4", batch="max")
     assert a["output_tokens_per_s"] == b["output_tokens_per_s"]
+
+
+def test_expert_parallel_layouts():
+    """EP inside TP only adds the slowest-rank imbalance; DP-attention + wide EP holds more
+    sequences because the MLA latent is no longer replicated on every TP rank."""
+    tp8 = predict("deepseek-r1", "h200x8", tp=8, batch=256)
+    ep8 = predict("deepseek-r1", "h200x8", tp=8, ep=8, batch=256)
+    wide = predict("deepseek-r1", "h200x8", tp=1, dp=8, ep=8, batch="max")
+    assert ep8["phases"]["decode"]["step_time_s"] >= tp8["phases"]["decode"]["step_time_s"] * 0.999
+    assert "ep_alltoall" not in ep8["phases"]["decode"]["ops"]
+    assert "ep_alltoall" in wide["phases"]["decode"]["ops"]
+    assert wide["memory"]["max_concurrent_seqs"] > 4 * tp8["memory"]["max_concurrent_seqs"]

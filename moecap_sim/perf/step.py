@@ -291,21 +291,24 @@ def _layer_ops(ctx: CostContext, layer: Layer, moe_idx: Optional[int], phase: st
             acc["flops"] += 2.0 * T * m.shared_params
             acc["dense_flops"] += 2.0 * T * m.shared_params
         expert_bytes = m.expert_params * scheme.bytes_per_param("experts")
-        distinct = ctx.routing.expected_distinct_experts(T, moe_idx) if T > 0 else 0.0
-        distinct = min(float(m.num_experts), max(distinct, min(m.top_k, m.num_experts) if T else 0.0))
-        acc["distinct"] += distinct
         ep = par.ep if not on_cpu else 1
         shards = 1 if on_cpu else max(tp, ep)
+        # With EP wider than TP (DeepSeek-style DP-attention + EP), each MoE layer gathers the
+        # tokens of ep/tp data-parallel ranks: the expert GEMMs see that many more tokens.
+        t_moe = T * (ep // tp) if ep > tp else T
+        distinct = ctx.routing.expected_distinct_experts(t_moe, moe_idx) if t_moe > 0 else 0.0
+        distinct = min(float(m.num_experts), max(distinct, min(m.top_k, m.num_experts) if T else 0.0))
+        acc["distinct"] += distinct
         if ep > 1:
-            d_rank = min(m.num_experts / ep, ctx.routing.ep_max_rank_distinct(T, ep, moe_idx))
-            load_rank = ctx.routing.ep_max_rank_load(T, ep, moe_idx)
+            d_rank = min(m.num_experts / ep, ctx.routing.ep_max_rank_distinct(t_moe, ep, moe_idx))
+            load_rank = ctx.routing.ep_max_rank_load(t_moe, ep, moe_idx)
             split = ep / shards  # an expert further split over TP ranks when tp > ep
             e_bytes_dev = d_rank * expert_bytes * split
             e_flops_dev = 2.0 * load_rank * m.expert_params * split
         else:
             e_bytes_dev = distinct * expert_bytes / shards
             e_flops_dev = 2.0 * T * m.top_k * m.expert_params / shards
-        acc["w"] += distinct * expert_bytes
+        acc["w"] += e_bytes_dev * tp  # bytes this replica's devices read
         acc["dense_w"] += m.num_experts * expert_bytes
         acc["flops"] += 2.0 * T * m.top_k * m.expert_params
         acc["dense_flops"] += 2.0 * T * m.num_experts * m.expert_params
@@ -331,7 +334,7 @@ def _layer_ops(ctx: CostContext, layer: Layer, moe_idx: Optional[int], phase: st
                 sync = ctx.engine.cpu_sync_us * 1e-6 + 2 * T * h * ACT_BYTES / (ctx.host_link_gb_s * GB)
                 _add(ops, Op("cpu_gpu_sync", "link", "pcie", sync))
                 cpu_time = t + sync
-            acc["w"] -= distinct * expert_bytes  # not read from accelerator memory
+            acc["w"] -= e_bytes_dev * tp  # not read from accelerator memory
         else:
             bw_eff = unit.eff.bw * (unit.eff.moe_grouped if not per_expert_kernels else 1.0)
             gpu_time += run("experts", e_bytes_dev, e_flops_dev, "experts", wbytes=e_bytes_dev, bw_eff=bw_eff)
@@ -358,9 +361,10 @@ def _layer_ops(ctx: CostContext, layer: Layer, moe_idx: Optional[int], phase: st
                     gpu_time += t_fetch - saved
                 else:
                     gpu_time += t_fetch
-        if ep > 1 and not on_cpu:
-            t_local = T / ep if ep > tp else T
-            vol = 2 * t_local * m.top_k * h * ACT_BYTES * (ep - 1) / ep
+        if ep > tp and not on_cpu:
+            # tokens live on different DP ranks: all-to-all dispatch and combine.  (With ep ≤ tp
+            # every rank already holds all tokens and the TP all-reduce combines the experts.)
+            vol = 2 * T * m.top_k * h * ACT_BYTES * (ep - 1) / ep  # dispatch + combine of this rank's tokens
             alpha = max(unit.eff.collective_latency_us, ctx.link_latency_us * math.log2(ep)) * 1e-6
             t = vol / (ctx.link_gb_s * GB * unit.eff.link) + 2 * alpha
             _add(ops, Op("ep_alltoall", "link", "interconnect", t, vol))
