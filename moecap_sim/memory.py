@@ -158,11 +158,13 @@ def activation_peak_bytes(dep: Deployment, policy: MemoryPolicy) -> float:
 
 def plan_memory(dep: Deployment, *, input_len: int = 1024, output_len: int = 256,
                 offload: str = "auto", policy: Optional[MemoryPolicy] = None,
-                suggest: bool = True) -> MemoryPlan:
+                suggest: bool = True, batch: Optional[int] = None) -> MemoryPlan:
     """Plan where weights and KV live for ``dep`` and how many sequences fit.
 
     ``offload``: ``auto`` (GPU-resident if it fits, else the first feasible of cpu-experts,
     expert-cache, cpu-only; the cost model may re-rank by speed), ``none`` or one strategy.
+    ``batch``: target concurrency (system-wide); with an expert cache, KV is reserved for that
+    many sequences and the rest of device memory caches experts (None = as many as fit).
     """
     policy = policy or MemoryPolicy()
     par = dep.parallelism
@@ -223,13 +225,16 @@ def plan_memory(dep: Deployment, *, input_len: int = 1024, output_len: int = 256
         budget = usable - dense_dev - act - reserve - min_cache
         # KV for the requested concurrency first (at least one sequence), the rest is cache
         n = seqs(budget)
-        kv_keep = kv_seq * max(1, min(n // max(1, replicas), policy.max_num_seqs))
+        want = n // max(1, replicas) if batch is None else -(-batch // max(1, replicas))
+        kv_keep = kv_seq * max(1, min(n // max(1, replicas), want, policy.max_num_seqs))
         cache_bytes = max(0.0, usable - dense_dev - act - reserve - kv_keep)
-        per_layer = min(arch.num_experts / par.expert_shards, cache_bytes / expert_b / max(1.0, moe_layers_dev))
+        # a device caches its shard (1/TP) of any expert its EP rank owns (E/EP of them)
+        per_layer = min(arch.num_experts / max(1, par.ep), cache_bytes / expert_b / max(1.0, moe_layers_dev))
         ok = ok_host and n >= replicas
         reason = _why(ok_host, experts_total, host_usable, "routed experts", "host DRAM", budget, kv_seq, n, replicas)
         if ok:
-            reason += f"; GPU expert cache holds {per_layer:.1f} experts per layer per device"
+            reason += (f"; with KV reserved for {int(round(kv_keep / kv_seq)) * replicas} sequence(s) the GPU expert cache "
+                       f"holds {per_layer:.1f} experts per layer per device")
         options.append(PlacementOption("expert-cache", ok, (dense_dev + act + reserve + min_cache) / GB,
                                        experts_total / GB, max_concurrent_seqs=n,
                                        expert_cache_experts_per_layer=per_layer, reason=reason))

@@ -98,7 +98,8 @@ def predict(model: str, hw: str, *, precision: Optional[str] = None, kv_dtype: O
                             f"(it supports: {', '.join(eng_fixed.offload)})")
     # memory plan: with the engine's batching limits (vLLM's when choosing automatically)
     policy = _policy(eng_fixed or get_engine("vllm" if not dep.cpu_only else "llama.cpp"))
-    plan = plan_memory(dep, input_len=input_len, output_len=output_len, offload=offload, policy=policy)
+    plan = plan_memory(dep, input_len=input_len, output_len=output_len, offload=offload, policy=policy,
+                       batch=None if batch == "max" else int(batch))
 
     # candidate placements
     if dep.cpu_only:
