@@ -154,6 +154,11 @@ def predict(model: str, hw: str, *, precision: Optional[str] = None, kv_dtype: O
         notes.append("offload auto: chose " + strategy + " — fastest of " +
                      ", ".join(f"{s} ({t:.3g} output tok/s)" for t, s, *_ in evaluated))
     opt = next(o for o in plan.options if o.strategy == strategy)
+    missing = sorted({dep.scheme.dtype_of(g) for g in ("experts", "attention")} - set(eng.weight_precisions))
+    if missing and eng_fixed is None:
+        notes.append(f"{eng.name} (chosen for the {strategy} placement) has no {', '.join(missing)} weight path; "
+                     f"the prediction keeps {', '.join(missing)}-sized weights — in practice convert the checkpoint "
+                     f"to one of {', '.join(eng.weight_precisions)} (--precision)")
     result["fits"] = True
     result["engine"] = eng.name
     result["placement"] = {"strategy": strategy, "reason": opt.reason,
