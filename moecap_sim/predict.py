@@ -9,7 +9,7 @@ result is a plain dict following the JSON contract of ``moecap-sim predict --jso
 
 from __future__ import annotations
 
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from typing import Any, Optional
 
 from moecap_sim.catalog.engines import EngineSpec, default_engine_name, get_engine
@@ -74,6 +74,26 @@ def predict(model: str, hw: str, *, precision: Optional[str] = None, kv_dtype: O
     """Predict fit, placement, TTFT/TPOT/throughput, S-MBU/S-MFU, bottleneck, cost, energy and
     accuracy for ``model`` on system ``hw``.  Lengths in tokens; ``batch`` is the system-wide
     number of concurrent sequences or ``"max"``."""
+    return predict_with_context(**{k: v for k, v in locals().items()}).result
+
+
+@dataclass
+class Prediction:
+    """A prediction plus the resolved objects ``simulate`` and ``plan`` reuse."""
+
+    result: dict
+    deployment: Deployment
+    plan: MemoryPlan
+    context: Optional[Any] = None  # CostContext of the chosen placement (None when it does not fit)
+
+
+def predict_with_context(model: str, hw: str, *, precision: Optional[str] = None, kv_dtype: Optional[str] = None,
+                         engine: Optional[str] = None, tp: Optional[int] = None, ep: int = 1, pp: int = 1, dp: int = 1,
+                         batch: int | str = 1, input_len: int = 1024, output_len: int = 256, offload: str = "auto",
+                         gpu_memory_utilization: float = 0.9, pricing: str = "on-demand",
+                         calibration: Optional[str] = None, amortize_years: float = 3.0, usd_per_kwh: float = 0.10,
+                         pue: float = 1.3) -> Prediction:
+    """:func:`predict`, also returning the deployment, memory plan and cost-model context."""
     if offload not in ("auto",) + OFFLOAD_STRATEGIES:
         raise UserError(f"--offload must be one of auto, {', '.join(OFFLOAD_STRATEGIES)}; got '{offload}'")
     if input_len < 1 or output_len < 1:
@@ -139,7 +159,7 @@ def predict(model: str, hw: str, *, precision: Optional[str] = None, kv_dtype: O
         result["suggestions"] = plan.suggestions
         result["engine"] = eng_fixed.name if eng_fixed else None
         result["assumptions"] = _assumptions(dep, None, None, notes, pricing, calib)
-        return result
+        return Prediction(result, dep, plan, None)
 
     evaluated = []
     for strategy in candidates:
@@ -196,7 +216,7 @@ def predict(model: str, hw: str, *, precision: Optional[str] = None, kv_dtype: O
                         "basis": "idle + (TDP − idle) × (0.35 + 0.65·max(S-MBU, S-MFU)) per busy accelerator; "
                                  "CPUs 0.3–1.0 × TDP; chassis host_power_w (see perf/cost.py)"}
     result["assumptions"] = _assumptions(dep, eng, ctx, notes, pricing, calib)
-    return result
+    return Prediction(result, dep, plan, ctx)
 
 
 def _no_fit_reason(plan: MemoryPlan, offload: str) -> str:

@@ -182,3 +182,64 @@ def metrics_cmd(
     console.print(f"TTFT {d['ttft_s']} s, TPOT {d['tpot_s']} s")
     for n in d["notes"]:
         console.print(f"[yellow]note: {n}[/yellow]")
+
+
+@app.command("simulate")
+def simulate_cmd(
+    model: str = typer.Option(..., "--model", "-m", help="Catalog model name/alias, or a path to a HF config.json."),
+    hw: str = typer.Option(..., "--hw", help="System name or a path to a system YAML."),
+    workload: str = typer.Option("azure-conv", help="poisson | poisson-exp | fixed | azure-conv | azure-code | a CSV path "
+                                                   "(arrival_s,input_tokens,output_tokens, or the raw Azure trace)."),
+    requests: Optional[int] = typer.Option(None, help="Number of requests (default: all in the file; 200 for poisson)."),
+    rate: float = typer.Option(1.0, help="Arrival rate, req/s (poisson workloads)."),
+    rate_scale: float = typer.Option(1.0, "--rate-scale", help="Compress trace arrivals by this factor (2 = twice the load)."),
+    input_len: int = typer.Option(1024, "--input-len", help="Prompt tokens (poisson/fixed workloads)."),
+    output_len: int = typer.Option(256, "--output-len", help="Output tokens (poisson/fixed workloads)."),
+    seed: int = typer.Option(0, help="Random seed (same seed, same result)."),
+    precision: Optional[str] = typer.Option(None, help="Weight precision (default: native)."),
+    kv_dtype: Optional[str] = typer.Option(None, "--kv-dtype", help="KV-cache dtype."),
+    engine: Optional[str] = typer.Option(None, help="Engine preset."),
+    tp: Optional[int] = typer.Option(None, help="Tensor-parallel size."),
+    ep: int = typer.Option(1, help="Expert-parallel size."),
+    pp: int = typer.Option(1, help="Pipeline stages."),
+    dp: int = typer.Option(1, help="Data-parallel replicas."),
+    offload: str = typer.Option("auto", help="auto|none|expert-cache|cpu-experts|cpu-only|nvme."),
+    pricing: str = typer.Option("on-demand", help="on-demand|spot|owned."),
+    calibration: Optional[str] = typer.Option(None, help="Calibration file from `moecap-sim calibrate`."),
+    plots: Optional[str] = typer.Option(None, help="Directory to write latency CDF plots into."),
+    json_out: bool = typer.Option(False, "--json", help="Print JSON."),
+):
+    """Replay a request workload (real Azure arrivals by default) through the serving system in a
+    SimPy discrete-event simulation: TTFT/TPOT/E2E percentiles, throughput, cost per token."""
+    from pathlib import Path
+
+    from moecap_sim.sim.simulate import plot_cdfs, simulate
+
+    s = simulate(model, hw, workload=workload, requests=requests, rate=rate, rate_scale=rate_scale, input_len=input_len,
+                 output_len=output_len, seed=seed, precision=precision, kv_dtype=kv_dtype, engine=engine, tp=tp, ep=ep,
+                 pp=pp, dp=dp, offload=offload, pricing=pricing, calibration=calibration, return_requests=bool(plots))
+    reqs = s.pop("_requests", None)
+    if plots and s["fits"]:
+        Path(plots).mkdir(parents=True, exist_ok=True)
+        s["plots"] = [plot_cdfs(s, reqs, str(Path(plots) / "latency_cdf.png"))]
+    if json_out:
+        return print_json(s)
+    if not s["fits"]:
+        console.print(f"[red]does not fit:[/red] {s['reason']}")
+        for x in s.get("suggestions") or []:
+            console.print(f"  • {x}")
+        return
+    console.print(f"[bold]{s['model']['display_name']}[/bold] on [bold]{s['hardware']['display_name']}[/bold] — "
+                  f"engine {s['engine']}, placement {s['placement']}; workload: {s['workload']['source']}")
+    rows = [[k.replace("_s", ""), s[k]["mean"], s[k]["p50"], s[k]["p90"], s[k]["p99"], s[k]["max"]]
+            for k in ("ttft_s", "tpot_s", "e2e_s", "queueing_s")]
+    console.print(table("Latency (s)", ["", "mean", "p50", "p90", "p99", "max"], rows))
+    console.print(table("Throughput and cost", ["", ""], [
+        ["completed requests", f"{s['completed']} of {s['workload']['requests']} in {s['makespan_s']:.1f} s simulated"],
+        ["output tokens/s", s["output_tokens_per_s"]], ["total tokens/s", s["total_tokens_per_s"]],
+        ["requests/s", s["requests_per_s"]], ["replica busy", ", ".join(f"{b:.0%}" for b in s["replica_busy_fraction"])],
+        ["$/M output tokens", s["cost"]["usd_per_million_output_tokens"]],
+        ["simulation wall time", f"{s['simulation']['wall_time_s']:.2f} s"]]))
+    console.print(f"[dim]routing: {s['routing']['source']}[/dim]")
+    for p in s.get("plots", []):
+        console.print(f"plot: {p}")

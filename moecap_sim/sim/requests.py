@@ -1,0 +1,114 @@
+"""Requests and request generators (registry: ``poisson``, ``fixed``, ``azure-conv``,
+``azure-code``, or a CSV path with ``arrival_s,input_tokens,output_tokens``)."""
+
+from __future__ import annotations
+
+import csv
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Optional
+
+import numpy as np
+
+from moecap_sim.catalog import data_dir
+from moecap_sim.errors import UserError
+
+
+@dataclass
+class Request:
+    rid: int
+    arrival_s: float
+    input_tokens: int
+    output_tokens: int
+    replica: int = -1
+    admitted_s: Optional[float] = None
+    first_token_s: Optional[float] = None
+    finished_s: Optional[float] = None
+    prefilled: int = 0  # prompt tokens processed so far (chunked prefill)
+    generated: int = 0  # output tokens produced so far
+    token_times: list = field(default_factory=list, repr=False)
+
+    @property
+    def context(self) -> int:
+        return self.input_tokens + self.generated
+
+
+def _read_csv(path: Path, limit: Optional[int], rate_scale: float) -> list[Request]:
+    reqs: list[Request] = []
+    with open(path) as f:
+        lines = (l for l in f if not l.startswith("#"))
+        reader = csv.DictReader(lines)
+        need = {"arrival_s", "input_tokens", "output_tokens"}
+        azure = {"TIMESTAMP", "ContextTokens", "GeneratedTokens"}
+        fields = set(reader.fieldnames or [])
+        if not (need <= fields or azure <= fields):
+            raise UserError(f"{path}: expected columns arrival_s,input_tokens,output_tokens "
+                            f"(or Azure's TIMESTAMP,ContextTokens,GeneratedTokens); got {reader.fieldnames}")
+        t0 = None
+        for i, row in enumerate(reader):
+            try:
+                if need <= fields:
+                    a, inp, out = float(row["arrival_s"]), int(row["input_tokens"]), int(row["output_tokens"])
+                else:  # the raw Azure LLM inference trace
+                    import datetime as _dt
+                    ts = _dt.datetime.fromisoformat(row["TIMESTAMP"][:26])
+                    t0 = t0 or ts
+                    a, inp, out = (ts - t0).total_seconds(), int(row["ContextTokens"]), int(row["GeneratedTokens"])
+            except (TypeError, ValueError):
+                raise UserError(f"{path}: row {i + 2} is malformed: {row}") from None
+            if inp < 1 or out < 1 or a < 0:
+                raise UserError(f"{path}: row {i + 2} has a non-positive length or negative time: {row}")
+            reqs.append(Request(i, a / rate_scale, inp, out))
+            if limit and len(reqs) >= limit:
+                break
+    if not reqs:
+        raise UserError(f"{path}: no requests")
+    return reqs
+
+
+def poisson(n: int, rate: float, input_len: int, output_len: int, seed: int, lengths: str = "fixed") -> list[Request]:
+    """``n`` Poisson arrivals at ``rate`` req/s; lengths fixed or exponential around the means."""
+    if rate <= 0 or n < 1:
+        raise UserError("--rate must be > 0 and --requests ≥ 1")
+    rng = np.random.default_rng(seed)
+    t = np.cumsum(rng.exponential(1.0 / rate, n))
+    if lengths == "exponential":
+        inp = np.maximum(1, rng.exponential(input_len, n).round()).astype(int)
+        out = np.maximum(1, rng.exponential(output_len, n).round()).astype(int)
+    else:
+        inp = np.full(n, input_len)
+        out = np.full(n, output_len)
+    return [Request(i, float(t[i]), int(inp[i]), int(out[i])) for i in range(n)]
+
+
+WORKLOADS: dict[str, Callable[..., list[Request]]] = {}
+
+
+def load_workload(name: str, *, requests: Optional[int], rate: float, input_len: int, output_len: int, seed: int,
+                  rate_scale: float = 1.0, max_input: Optional[int] = None) -> tuple[list[Request], str]:
+    """Requests for a named workload or CSV path, and a description of where they come from."""
+    if name == "poisson":
+        return poisson(requests or 200, rate, input_len, output_len, seed), f"Poisson arrivals at {rate:g} req/s, {input_len} in / {output_len} out tokens (seed {seed})"
+    if name == "poisson-exp":
+        return (poisson(requests or 200, rate, input_len, output_len, seed, "exponential"),
+                f"Poisson arrivals at {rate:g} req/s, exponential lengths (mean {input_len} in / {output_len} out; seed {seed})")
+    if name == "fixed":
+        n = requests or 64
+        return [Request(i, 0.0, input_len, output_len) for i in range(n)], f"{n} requests at t=0, {input_len} in / {output_len} out"
+    if name in ("azure-conv", "azure-code"):
+        kind = name.split("-")[1]
+        path = data_dir("traces") / "requests" / f"azure-{kind}-2023-10min.csv"
+        desc = (f"Azure LLM inference trace 2023 ({kind}, first 10 min, CC-BY 4.0, Patel et al. ISCA'24)"
+                + (f", arrivals compressed ×{rate_scale:g}" if rate_scale != 1 else ""))
+    else:
+        path = Path(name)
+        if not path.exists():
+            from moecap_sim.errors import close_matches
+            hint = close_matches(name, ["poisson", "poisson-exp", "fixed", "azure-conv", "azure-code"])
+            raise UserError(f"unknown workload '{name}' (a name or a CSV path)" + (f"; did you mean {hint[0]}?" if hint else ""))
+        desc = f"requests from {path}"
+    reqs = _read_csv(path, requests, rate_scale)
+    if max_input:
+        for r in reqs:
+            r.input_tokens = min(r.input_tokens, max_input)
+    return reqs, desc
