@@ -126,10 +126,10 @@ def predict_with_context(model: str, hw: str, *, precision: Optional[str] = None
         candidates = ["cpu-only"] if plan.fits else []
     elif offload == "auto":
         feasible = [o.strategy for o in plan.options if o.fits and o.strategy != "nvme"]
+        if eng_fixed is not None:
+            feasible = [s for s in feasible if s in eng_fixed.offload]
         if "none" in feasible:
             feasible = ["none"]  # GPU-resident fits: offloading would only be slower
-        if eng_fixed is not None:
-            feasible = [s for s in feasible if s in eng_fixed.offload or s == "none" and "none" in eng_fixed.offload]
         candidates = sorted(feasible, key=_STRATEGY_ORDER.index)
     else:
         candidates = [offload] if any(o.strategy == offload and o.fits for o in plan.options) else []

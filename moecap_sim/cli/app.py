@@ -243,3 +243,65 @@ def simulate_cmd(
     console.print(f"[dim]routing: {s['routing']['source']}[/dim]")
     for p in s.get("plots", []):
         console.print(f"plot: {p}")
+
+
+@app.command("plan")
+def plan_cmd(
+    model: str = typer.Option(..., "--model", "-m", help="Catalog model name/alias, or a path to a HF config.json."),
+    rate: Optional[float] = typer.Option(None, help="Target load in requests/s."),
+    output_tokens_per_s: Optional[float] = typer.Option(None, "--output-tokens-per-s", help="Target load in output tokens/s."),
+    input_len: int = typer.Option(1024, "--input-len", help="Prompt tokens per request."),
+    output_len: int = typer.Option(256, "--output-len", help="Output tokens per request."),
+    slo_ttft: Optional[float] = typer.Option(None, "--slo-ttft", help="TTFT bound, seconds."),
+    slo_tpot: Optional[float] = typer.Option(None, "--slo-tpot", help="TPOT bound, seconds per token."),
+    system: Optional[list[str]] = typer.Option(None, "--system", help="Restrict to these systems (repeatable)."),
+    precision: Optional[list[str]] = typer.Option(None, "--precision", help="Precisions to try (repeatable; default native, fp8, int4)."),
+    pricing: str = typer.Option("on-demand", help="on-demand|spot|owned (systems without that price are skipped)."),
+    min_accuracy: Optional[float] = typer.Option(None, "--min-accuracy", help="Minimum published accuracy (radar score)."),
+    top: int = typer.Option(10, help="How many configurations to list."),
+    json_out: bool = typer.Option(False, "--json", help="Print JSON."),
+):
+    """Find the cheapest hardware × configuration that meets the SLOs at a load (capacity planning)."""
+    from moecap_sim.planner import plan
+
+    with console.status("searching systems × precisions × layouts ..."):
+        r = plan(model, rate=rate, output_tokens_per_s=output_tokens_per_s, input_len=input_len, output_len=output_len,
+                 slo_ttft_s=slo_ttft, slo_tpot_s=slo_tpot, systems_list=system, precisions=precision, pricing=pricing,
+                 top=top, min_accuracy=min_accuracy)
+    if json_out:
+        return print_json(r)
+    console.print(f"[bold]{model}[/bold]: {r['target_output_tokens_per_s']:.0f} output tok/s "
+                  f"({input_len} in / {output_len} out), SLO TTFT ≤ {slo_ttft or '—'} s, TPOT ≤ {slo_tpot or '—'} s, "
+                  f"{pricing} prices — {r['feasible']} feasible of {r['evaluated']} evaluated")
+    console.print(table("Cheapest configurations", ["system", "precision", "TP×DP", "placement", "engine", "batch/replica",
+                                                    "TTFT s", "TPOT s", "tok/s each", "systems", "$/h total", "$/M out",
+                                                    "accuracy"],
+                        [[c["system"], c["precision"], f"{c['tp']}×{c['dp']}", c["placement"], c["engine"],
+                          c["batch_per_replica"], c["ttft_s"], c["tpot_s"], c["output_tokens_per_s"], c["systems_needed"],
+                          c["usd_per_hour_total"], c["usd_per_million_output_tokens"], c["accuracy"]]
+                         for c in r["candidates"]]))
+
+
+@app.command("radar")
+def radar_cmd(
+    case: list[str] = typer.Argument(..., help="Cases MODEL@SYSTEM[:key=value,...], keys: precision, engine, tp, dp, "
+                                               "ep, pp, batch, offload, kv_dtype, pricing, label."),
+    cost: str = typer.Option("usd_per_million_output_tokens", help="Cost axis: usd_per_million_output_tokens | "
+                                                                   "purchase_usd | power_w."),
+    input_len: int = typer.Option(1024, "--input-len", help="Prompt tokens per request."),
+    output_len: int = typer.Option(256, "--output-len", help="Output tokens per request."),
+    out: str = typer.Option("cap_radar.png", "-o", "--out", help="PNG file to write."),
+    json_out: bool = typer.Option(False, "--json", help="Print JSON."),
+):
+    """Draw the CAP radar (performance, cost, accuracy) for several configurations and class each
+    as PA / PC / CA by the property it gives up."""
+    from moecap_sim.radar import parse_case, radar
+
+    r = radar([parse_case(c) for c in case], cost_axis=cost, input_len=input_len, output_len=output_len, out=out)
+    if json_out:
+        return print_json(r)
+    console.print(table(f"CAP radar — {r['cost_axis']}", ["case", "TPOT s", "cost", "accuracy", "radii P/C/A", "class"],
+                        [[x["label"], x.get("tpot_s"), x.get("cost"), x.get("accuracy"),
+                          "/".join("—" if v is None else f"{v:.0f}" for v in x["radius"].values()) if x["fits"] else "does not fit",
+                          x.get("tradeoff_class", "—")] for x in r["cases"]]))
+    console.print(f"plot: {r['plot']}")
