@@ -300,7 +300,7 @@ def _choose(options: list[PlacementOption], offload: str) -> PlacementOption:
 
 def _plan_cpu_only_system(dep, policy, ctx, wb, w_total, experts_total, host_usable, suggest, input_len, output_len):
     kv_seq = kv_bytes_per_sequence_per_device(dep, ctx)
-    reserve = policy.runtime_reserve_gb * GB * 0  # no CUDA context on a CPU-only host
+    reserve = 0.0  # no CUDA context or NCCL buffers on a CPU-only host
     act = activation_peak_bytes(dep, MemoryPolicy(max_num_batched_tokens=2048, max_num_seqs=64))
     budget = host_usable - w_total - act
     n = int(min(policy.max_num_seqs, budget // kv_seq)) if budget > 0 and kv_seq > 0 else 0

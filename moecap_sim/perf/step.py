@@ -266,7 +266,7 @@ def _layer_ops(ctx: CostContext, layer: Layer, moe_idx: Optional[int], phase: st
     acc["dense_flops"] += 2.0 * T * a.params
     # --- FFN part
     m = layer.moe
-    elementwise = T * h * ACT_BYTES * 10 / 1.0
+    elementwise = T * h * ACT_BYTES * 10  # residual stream is replicated on every TP rank
     gpu_time += run("norm_elementwise", elementwise, 0.0, dtype=act_dtype)
     if layer.dense_ffn_params:
         w = layer.dense_ffn_params * scheme.bytes_per_param("dense_ffn") / tp

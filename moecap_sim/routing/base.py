@@ -82,15 +82,36 @@ class UniformRouting:
         return max(0.0, min(1.0, cached_experts_per_layer / self.num_experts))
 
 
-def get_routing_profile(model_name: str, num_experts: int, top_k: int) -> RoutingProfile:
-    """The best routing information we have for ``model_name``: a shipped profile fitted to a
-    real trace when there is one, else the synthetic fallback."""
+def get_routing_profile(model_name: str, num_experts: int, top_k: int, num_moe_layers: Optional[int] = None,
+                        num_shared_experts: int = 0, synthetic: str = "transfer") -> RoutingProfile:
+    """The best routing information we have for ``model_name``.
+
+    1. a shipped profile fitted to a real trace of the model (``kind == "profile"``), when its
+       experts/top-k match;
+    2. else a synthetic profile whose skew, temporal reuse and in-batch correlation are transferred
+       from the real-trace fits (``kind == "synthetic"``, ``source`` says so);
+       ``synthetic="uniform"`` asks for :class:`UniformRouting` instead;
+    3. :class:`UniformRouting` when no fits are shipped.
+    """
     try:
-        from moecap_sim.routing.profiles import load_shipped_profile  # provided by the traces work
-    except ImportError:
-        load_shipped_profile = None
-    if load_shipped_profile is not None:
-        prof = load_shipped_profile(model_name)
-        if prof is not None:
-            return prof
+        from moecap_sim.routing.profiles import load_shipped_profile, synthetic_profile
+    except ImportError:  # pragma: no cover - partial installs
+        return UniformRouting(num_experts=num_experts, top_k=top_k)
+    name = str(model_name or "").strip().lower()
+    prof = load_shipped_profile(name) if name else None
+    if prof is not None and (prof.num_experts, prof.top_k) == (int(num_experts), int(top_k)):
+        return prof
+    if synthetic == "uniform":
+        return UniformRouting(num_experts=num_experts, top_k=top_k)
+    if num_moe_layers is None:
+        try:
+            from moecap_sim.traces.known import model_geometry
+
+            geo = model_geometry(name) if name else None
+        except Exception:  # pragma: no cover
+            geo = None
+        num_moe_layers = geo["num_moe_layers"] if geo else 32
+    syn = synthetic_profile(int(num_experts), int(top_k), int(num_moe_layers), int(num_shared_experts), name or None)
+    if syn is not None:
+        return syn
     return UniformRouting(num_experts=num_experts, top_k=top_k)
