@@ -351,7 +351,9 @@ def _layer_ops(ctx: CostContext, layer: Layer, moe_idx: Optional[int], phase: st
                 t_fetch = miss_bytes / bw + (ctx.host_link_latency_us * 1e-6 if miss_bytes else 0.0)
                 if ctx.placement == "nvme":
                     frac = ctx.dram_fraction_of_experts
-                    t_fetch = miss_bytes * (frac / bw + (1 - frac) / (ctx.nvme_gb_s * GB)) + (ctx.host_link_latency_us * 1e-6 if miss_bytes else 0.0)
+                    # each device has its own PCIe link, but the NVMe drive is shared by all of them
+                    t_fetch = (miss_bytes * (frac / bw + (1 - frac) * shards / (ctx.nvme_gb_s * GB))
+                               + (ctx.host_link_latency_us * 1e-6 if miss_bytes else 0.0))
                 _add(ops, Op("expert_fetch", "link", "nvme" if ctx.placement == "nvme" and ctx.dram_fraction_of_experts < 1 else "pcie",
                              t_fetch, miss_bytes))
                 acc["host"] += miss_bytes * shards
