@@ -305,6 +305,14 @@ class FittedProfile:
             return 0.0
         if c >= e:
             return 1.0
+        key = ("hit", c)
+        hit = self._cache.get(key)
+        if hit is None:
+            hit = self._cache[key] = self._cache_hit_rate(c)
+        return hit
+
+    def _cache_hit_rate(self, c: float) -> float:
+        e = self.num_experts
         if self.lru is not None:
             lo = int(math.floor(c))
             f = c - lo
