@@ -251,6 +251,10 @@ def _assumptions(dep: Deployment, eng: Optional[EngineSpec], ctx, notes: list, p
             if cd != NATIVE_COMPUTE_DTYPE[wd]:
                 notes.append(f"{grp} weights are {wd} but {unit.name} has no native {NATIVE_COMPUTE_DTYPE[wd]} "
                              f"tensor path: computed at {cd} after dequantization (weight-only, bytes still {wd})")
+        if dep.system.host.cpu.sockets > 1 and ctx.placement in ("cpu-only", "cpu-experts"):
+            notes.append(f"{dep.system.host.cpu.sockets}-socket host: {eng.name} is "
+                         + ("NUMA-aware: every socket streams its own DRAM" if eng.numa_aware else
+                            "not NUMA-aware: CPU work streams at about one socket's DRAM bandwidth"))
         out["ttft"] = "prefill latency of one request on an idle replica (no queueing; use `simulate` for queueing)"
         out["throughput"] = "steady state of a continuously batched server holding the batch, prefill included"
     return out

@@ -31,6 +31,8 @@ class EngineSpec(BaseModel):
     scheduler_overhead_ms: float = Field(ge=0, le=1000)
     kernels_per_layer: int = Field(gt=0, le=1000)
     cpu_sync_us: float = Field(default=30.0, ge=0, le=100_000)
+    #: places/duplicates CPU-resident weights per NUMA node, so every socket streams its own DRAM
+    numa_aware: bool = False
     sources: dict[str, str]
 
 

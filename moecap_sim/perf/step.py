@@ -158,7 +158,12 @@ def build_context(dep: Deployment, engine: EngineSpec, routing: RoutingProfile, 
     if s.host.cpu.vcpus and dep.host_cpu.cpu is not None:
         # a VM slice: its vCPUs are hyper-threads of part of the sockets' cores
         frac = min(1.0, s.host.cpu.vcpus / (2.0 * dep.host_cpu.cpu.cores * sockets))
-    cpu = make_unit(dep.host_cpu, count=sockets, calibration=calibration, mem_gb_s=dep.host_dram_bandwidth_gb_s,
+    dram_gb_s = dep.host_dram_bandwidth_gb_s
+    if sockets > 1 and not engine.numa_aware:
+        # Weights are first-touched into one NUMA node; threads on the other socket read them over
+        # the socket link, so a NUMA-unaware engine streams at about one socket's bandwidth.
+        dram_gb_s /= sockets
+    cpu = make_unit(dep.host_cpu, count=sockets, calibration=calibration, mem_gb_s=dram_gb_s,
                     compute_fraction=frac)
     accel = make_unit(dep.accelerator, calibration=calibration) if dep.accelerator else None
     if s.interconnect is not None:
