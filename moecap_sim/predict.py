@@ -205,10 +205,14 @@ def predict_with_context(model: str, hw: str, *, precision: Optional[str] = None
         cpu_util = max(0.1, f * (dec["host_dram_utilisation"] if strategy == "cpu-experts" else dec["s_mbu"])
                        + (1 - f) * (pre["host_dram_utilisation"] if strategy == "cpu-experts" else pre["s_mbu"]))
     power = average_power_w(dep, acc_util, cpu_util, accelerators_busy=strategy != "cpu-only")
-    cost = hourly_cost(dep, CostInputs(pricing, amortize_years, usd_per_kwh, pue), power["total_w"])
+    try:
+        cost = hourly_cost(dep, CostInputs(pricing, amortize_years, usd_per_kwh, pue), power["total_w"])
+    except UserError as exc:  # a user's system file without any price: performance still answers
+        cost = {"usd_per_hour": None, "pricing": None, "basis": f"no price: {exc}", "notes": []}
     notes += cost.pop("notes", [])
-    cost["usd_per_million_output_tokens"] = usd_per_million(cost["usd_per_hour"], sv.output_tokens_per_s)
-    cost["usd_per_million_tokens"] = usd_per_million(cost["usd_per_hour"], sv.total_tokens_per_s)
+    usd_h = cost["usd_per_hour"]
+    cost["usd_per_million_output_tokens"] = usd_per_million(usd_h, sv.output_tokens_per_s) if usd_h is not None else None
+    cost["usd_per_million_tokens"] = usd_per_million(usd_h, sv.total_tokens_per_s) if usd_h is not None else None
     result["cost"] = cost
     result["energy"] = {"average_power_w": power["total_w"], "power_breakdown_w": power,
                         "joules_per_output_token": power["total_w"] / sv.output_tokens_per_s,

@@ -31,8 +31,14 @@ class EngineSpec(BaseModel):
     scheduler_overhead_ms: float = Field(ge=0, le=1000)
     kernels_per_layer: int = Field(gt=0, le=1000)
     cpu_sync_us: float = Field(default=30.0, ge=0, le=100_000)
-    #: places/duplicates CPU-resident weights per NUMA node, so every socket streams its own DRAM
+    #: places CPU-resident weights per NUMA node, so every socket streams its own DRAM
     numa_aware: bool = False
+    #: operators dispatched per activated expert by a per-expert loop (slice, GEMMs, activation)
+    kernels_per_expert: int = Field(default=3, gt=0, le=200)
+    #: times an unfused decode attention streams the KV cache, per attention kind (default once)
+    decode_kv_passes: dict[str, int] = {}
+    #: False for CPU GEMMs that repack plain-layout weights before multiplying (time = mem + compute)
+    overlap_mem_compute: bool = True
     sources: dict[str, str]
 
 

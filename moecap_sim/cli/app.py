@@ -305,3 +305,11 @@ def radar_cmd(
                           "/".join("—" if v is None else f"{v:.0f}" for v in x["radius"].values()) if x["fits"] else "does not fit",
                           x.get("tradeoff_class", "—")] for x in r["cases"]]))
     console.print(f"plot: {r['plot']}")
+
+
+# validation commands: torch, scipy and matplotlib are imported inside the commands only
+from moecap_sim.cli.validate import calibrate_cmd, probe_cmd, validate_cmd  # noqa: E402
+
+app.command("validate")(validate_cmd)
+app.command("calibrate")(calibrate_cmd)
+hw_app.command("probe")(probe_cmd)

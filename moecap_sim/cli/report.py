@@ -74,7 +74,7 @@ def render_prediction(r: dict[str, Any]) -> None:
                         [[k, _ms(o["time_s"]), f"{100 * o['time_s'] / total:.0f}%", o["resource"]] for k, o in list(ops.items())[:10]]))
     c, e = r["cost"], r["energy"]
     console.print(table("Cost and energy", ["", ""], [
-        ["$/hour", f"${c['usd_per_hour']:.3f} — {c['basis']}"],
+        ["$/hour", (f"${c['usd_per_hour']:.3f} — " if c["usd_per_hour"] is not None else "— ") + c["basis"]],
         ["$/M output tokens", f"${fmt(c['usd_per_million_output_tokens'])}"],
         ["$/M tokens (in+out)", f"${fmt(c['usd_per_million_tokens'])}"],
         ["average power", f"{e['average_power_w']:.0f} W"], ["energy", f"{e['joules_per_output_token']:.3g} J per output token"]]))

@@ -109,10 +109,13 @@ class Unit:
         return self.peaks[dtype] * 1e12 * self.count
 
     def roofline(self, bytes_: float, flops: float, dtype: str, flop_eff: Optional[float] = None,
-                 bw_eff: Optional[float] = None) -> float:
+                 bw_eff: Optional[float] = None, overlap: bool = True) -> float:
+        """``max(t_mem, t_cmp)`` when the kernel overlaps streaming with compute; their sum when
+        it does not (``overlap=False``: a CPU GEMM that repacks each weight block into the matrix
+        unit's layout before multiplying it, as eager PyTorch/oneDNN does with plain weights)."""
         t_mem = bytes_ / (self.mem_gb_s * GB * (bw_eff or self.eff.bw)) if bytes_ else 0.0
         t_cmp = flops / (self.peak_flops(dtype) * (flop_eff or self.eff.flop)) if flops else 0.0
-        return max(t_mem, t_cmp)
+        return max(t_mem, t_cmp) if overlap else t_mem + t_cmp
 
 
 @dataclass(frozen=True)
@@ -219,6 +222,9 @@ def _layer_ops(ctx: CostContext, layer: Layer, moe_idx: Optional[int], phase: st
     T = seqs * new_tokens
     a = layer.attention
     gpu_time = 0.0
+    # engines whose CPU GEMMs repack plain-layout weights on every call serialise the weight
+    # stream and the matrix compute (measured: t ≈ t_mem + t_cmp within 5% on an AMX core)
+    overlap_ok = not (unit.is_cpu and not ctx.engine.overlap_mem_compute)
 
     def run(name, bytes_, flops, dtype_group=None, dtype=None, wbytes=0.0, kvbytes=0.0, flop_eff=None, bw_eff=None,
             u=None):
@@ -228,7 +234,7 @@ def _layer_ops(ctx: CostContext, layer: Layer, moe_idx: Optional[int], phase: st
             dtype, weight_only = u.compute_dtype(scheme.dtype_of(dtype_group))
             if weight_only and flop_eff is None:
                 flop_eff = u.eff.flop * 0.8  # dequantize in the GEMM main loop
-        t = u.roofline(bytes_, flops, dtype, flop_eff, bw_eff)
+        t = u.roofline(bytes_, flops, dtype, flop_eff, bw_eff, overlap=overlap_ok or u is not unit)
         _add(ops, Op(name, "cpu" if u is ctx.cpu else "accelerator", _resource(u, bytes_, flops, dtype, flop_eff, bw_eff),
                      t, bytes_, flops, wbytes, kvbytes))
         return t
@@ -255,7 +261,10 @@ def _layer_ops(ctx: CostContext, layer: Layer, moe_idx: Optional[int], phase: st
             kv_elems_dev = max(1, math.ceil(a.num_kv_heads / tp)) * (a.head_dim + a.v_head_dim)
             per_ctx_flops = 2.0 * a.num_heads * (a.head_dim + a.v_head_dim)
         if phase == "decode":
-            kv_read = seqs * ctx_eff * kv_elems_dev * dep.kv_bytes
+            # an unfused decode attention (scores and values as two batched GEMMs, e.g. absorbed
+            # MLA in eager PyTorch) streams the cache once per GEMM; fused kernels read it once
+            passes = ctx.engine.decode_kv_passes.get(a.kind, 1)
+            kv_read = seqs * ctx_eff * kv_elems_dev * dep.kv_bytes * passes
             flops = seqs * per_ctx_flops * ctx_eff / tp
         else:
             span = min(context + new_tokens, a.window) if a.window else context + new_tokens
@@ -343,10 +352,24 @@ def _layer_ops(ctx: CostContext, layer: Layer, moe_idx: Optional[int], phase: st
         else:
             bw_eff = unit.eff.bw * (unit.eff.moe_grouped if not per_expert_kernels else 1.0)
             gpu_time += run("experts", e_bytes_dev, e_flops_dev, "experts", wbytes=e_bytes_dev, bw_eff=bw_eff)
-            if per_expert_kernels and not on_cpu:
+            # activation traffic of routing tokens to their experts and back, which scales with
+            # top_k (norm_elementwise counts passes over T×h only).  Elements moved per
+            # (token, expert) assignment — a per-expert loop (HF style): gather the row (r+w h),
+            # gate/up GEMM in/out (h + 2I), SiLU·mul (5I), down GEMM in/out (I + h), gate-weight
+            # multiply (2h), index_add into the output (3h) = 9h + 8I; a fused kernel reads the
+            # rows in place: GEMM1 in/out (h + 2I), act·mul (3I), GEMM2 in/out (I + h), top-k
+            # sum (h) = 3h + 6I
+            inter = m.expert_params / (3.0 * h)
+            per_assign = (9.0 * h + 8.0 * inter) if per_expert_kernels else (3.0 * h + 6.0 * inter)
+            assign = ctx.routing.ep_max_rank_load(T, ep, moe_idx) if ep > 1 else T * m.top_k / shards
+            gpu_time += run("moe_dispatch", assign * per_assign * ACT_BYTES, 0.0, dtype=act_dtype)
+            if per_expert_kernels:
+                # an eager loop over the activated experts dispatches its own operators per expert
+                # (GEMMs, activation, slicing) on a CPU exactly as on a GPU
                 d_dev = distinct / shards if ep == 1 else e_bytes_dev / max(expert_bytes, 1)
-                t = 3 * max(1.0, d_dev) * unit.eff.kernel_launch_us * 1e-6
-                _add(ops, Op("launch", "accelerator", "overhead", t))
+                per_expert = ctx.engine.kernels_per_expert
+                t = per_expert * max(1.0, d_dev) * unit.eff.kernel_launch_us * 1e-6
+                _add(ops, Op("launch", "cpu" if on_cpu else "accelerator", "overhead", t))
                 gpu_time += t
             if ctx.placement in ("expert-cache", "nvme") and not on_cpu:
                 cached = ctx.cache_experts_per_layer if ctx.cache_experts_per_layer is not None else 0.0
@@ -429,7 +452,8 @@ def step_time(ctx: CostContext, phase: str, seqs: int, new_tokens: int, context:
     head_params = arch.lm_head_params or arch.embedding_params
     w = head_params * dep.scheme.bytes_per_param("lm_head") / tp
     dt = unit.compute_dtype(dep.scheme.dtype_of("lm_head"))[0]
-    t = unit.roofline(w, 2.0 * seqs * head_params / tp, dt)
+    overlap_ok = not (unit.is_cpu and not ctx.engine.overlap_mem_compute)
+    t = unit.roofline(w, 2.0 * seqs * head_params / tp, dt, overlap=overlap_ok)
     _add(ops, Op("lm_head", "cpu" if on_cpu else "accelerator", _resource(unit, w, 2.0 * seqs * head_params / tp, dt),
                  t, w, 2.0 * seqs * head_params / tp, w))
     total += t

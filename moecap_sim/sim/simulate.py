@@ -105,7 +105,7 @@ def simulate(model: str, hw: str, *, workload: str = "poisson", requests: Option
         "steps": {"prefill_passes": sum(r.prefill_passes for r in reps), "decode_steps": sum(r.decode_steps for r in reps),
                   "cost_model_evaluations": table.calls},
         "cost": {"usd_per_hour": usd_h, "basis": res["cost"]["basis"],
-                 "usd_per_million_output_tokens": usd_h / (out_tps * 3600) * 1e6 if out_tps else None,
+                 "usd_per_million_output_tokens": usd_h / (out_tps * 3600) * 1e6 if (out_tps and usd_h) else None,
                  "note": "the system is paid for the whole makespan, idle or not"},
         "simulation": {"wall_time_s": wall, "seed": seed, "simulated_s": makespan},
         "steady_state_prediction": {k: res[k] for k in ("output_tokens_per_s", "ttft_s", "tpot_s")},

@@ -1,0 +1,197 @@
+"""CLI: ``moecap-sim validate``, ``moecap-sim calibrate`` and ``moecap-sim hw probe``.
+
+torch, scipy and matplotlib are imported inside the commands only, so importing this module
+(and ``moecap_sim.cli.app``) stays light.
+"""
+
+from __future__ import annotations
+
+import shlex
+import sys
+from typing import List, Optional
+
+import typer
+
+app = typer.Typer(help="Validate the cost model against real torch inference on this machine.",
+                  no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False)
+
+
+def _command_line() -> str:
+    argv = list(sys.argv)
+    if argv and argv[0].endswith(("moecap-sim", "__main__.py")):
+        argv[0] = "moecap-sim"
+    elif argv and argv[0].endswith("validate.py"):
+        argv[0] = "python -m moecap_sim.cli.validate"
+        return argv[0] + " " + " ".join(shlex.quote(a) for a in argv[1:])
+    return " ".join(shlex.quote(a) for a in argv)
+
+
+def _logger(json_out: bool):
+    from rich.console import Console
+
+    err = Console(stderr=True, highlight=False)
+
+    def log(msg: str) -> None:
+        err.print(msg, markup=False)
+
+    return log
+
+
+@app.command("validate")
+def validate_cmd(
+    model: Optional[List[str]] = typer.Option(
+        None, "--model", "-m", help="Model(s) to validate (repeatable). Default: olmoe-1b-7b, qwen1.5-moe-a2.7b, "
+                                    "deepseek-v2-lite, mixtral-8x7b (--quick: olmoe-1b-7b)."),
+    hw: Optional[str] = typer.Option(None, "--hw", help="A probed system spec (from `moecap-sim hw probe`). "
+                                                        "Default: probe this machine now."),
+    out: str = typer.Option("validation", "--out", "-o", help="Results folder; results go to OUT/<hardware>/<model>/."),
+    quick: bool = typer.Option(False, "--quick", help="CI mode (< 5 min): a quick probe, OLMoE, 1 layer, 11 points."),
+    threads: Optional[int] = typer.Option(None, "--threads", help="CPU threads (default: 1, or the probed spec's cores). "
+                                                                  "1 is robust on a shared machine."),
+    repeats: Optional[int] = typer.Option(None, "--repeats", help="Timed repeats per point (median; default 5, quick 3)."),
+    warmup: int = typer.Option(1, "--warmup", help="Warm-up runs per point."),
+    layers: Optional[int] = typer.Option(None, "--layers", help="Layers to build (default: as many as --max-weight-gb allows)."),
+    max_weight_gb: Optional[float] = typer.Option(None, "--max-weight-gb", help="Weight budget (default 7, quick 1.8)."),
+    max_kv_gb: Optional[float] = typer.Option(None, "--max-kv-gb", help="KV-cache budget per point (default 2.5, quick 1.2)."),
+    traces_dir: Optional[str] = typer.Option(None, "--traces-dir", help="Upstream traces folder "
+                                                                        "(default: ../shared/traces_upstream)."),
+    no_trace: bool = typer.Option(False, "--no-trace", help="Let the routers decide even where a real trace exists."),
+    calibration: Optional[str] = typer.Option(None, "--calibration", help="Predict with this calibration file."),
+    calibrate: bool = typer.Option(False, "--calibrate", help="Also fit efficiencies on half the points and report "
+                                                              "the error on the other half (held out)."),
+    device: str = typer.Option("cpu", "--device", help="cpu or cuda."),
+    seed: int = typer.Option(0, "--seed"),
+    estimator: str = typer.Option("median", "--estimator", help="Statistic of the repeats compared with the "
+                                                                "prediction: median, or min (the uncontended machine; "
+                                                                "use on a shared host, see validation/README.md)."),
+    json_out: bool = typer.Option(False, "--json", help="Print one JSON object (decode_mape, prefill_mape, points, "
+                                                        "calibrated, ...)."),
+):
+    """Time real MoE layers in torch and compare with the cost model's predictions."""
+    from moecap_sim.errors import UserError
+    from moecap_sim.validation.runner import DEFAULT_MODELS, QUICK_MODELS, ValidateConfig, run_validation
+
+    if device not in ("cpu", "cuda") and not device.startswith("cuda:"):
+        raise UserError(f"--device must be cpu or cuda, got {device!r}")
+    if estimator not in ("median", "min"):
+        raise UserError(f"--estimator must be median or min, got {estimator!r}")
+    if calibration and calibrate:
+        raise UserError("--calibration and --calibrate are exclusive (one predicts with a file, the other fits one)")
+    cfg = ValidateConfig(models=list(model) if model else list(QUICK_MODELS if quick else DEFAULT_MODELS), hw=hw,
+                         out_dir=out, quick=quick, threads=threads, repeats=repeats, warmup=warmup,
+                         max_weight_gb=max_weight_gb, max_kv_gb=max_kv_gb, layers=layers, traces_dir=traces_dir,
+                         use_trace=not no_trace, calibration=calibration, calibrate=calibrate, device=device,
+                         seed=seed, command=_command_line(), estimator=estimator)
+    res = run_validation(cfg, log=_logger(json_out))
+    if json_out:
+        from moecap_sim.cli.render import print_json
+
+        return print_json(res)
+    _print_result(res)
+
+
+def _print_result(res: dict) -> None:
+    from moecap_sim.cli.render import console, table
+
+    def pct(x):
+        return "—" if x is None else f"{x:.1f}%"
+
+    cal = res.get("calibrated_held_out")
+    cols = ["model", "layers", "routing", "points", "decode MAPE", "decode max", "prefill MAPE", "prefill max"]
+    if cal:
+        cols += ["decode MAPE cal.", "prefill MAPE cal."]
+    rows = []
+    for m, d in res["per_model"].items():
+        r = [m, d["layers"], d["routing"], d["points"], pct(d["decode_mape"]), pct(d["decode_max_error"]),
+             pct(d["prefill_mape"]), pct(d["prefill_max_error"])]
+        if cal:
+            r += [pct(d.get("decode_mape_calibrated_held_out")), pct(d.get("prefill_mape_calibrated_held_out"))]
+        rows.append(r)
+    console.print(table(f"Validation on {res['hardware']} ({res['threads']} thread(s), {res['device']})", cols, rows))
+    u = res["uncalibrated"]
+    console.print(f"uncalibrated: decode MAPE {pct(u['decode_mape'])}, prefill MAPE {pct(u['prefill_mape'])}")
+    if cal:
+        console.print(f"calibrated, held-out ({cal['points']} points): decode MAPE {pct(cal['decode_mape'])}, "
+                      f"prefill MAPE {pct(cal['prefill_mape'])}; calibration written to {cal['calibration_file']}")
+    console.print(f"noise: median within-point MAD {res['noise']['median_mad_pct']:.1f}%; results in {res['output_dir']}")
+
+
+@app.command("calibrate")
+def calibrate_cmd(
+    paths: List[str] = typer.Argument(..., help="measurements.csv files, or folders searched for them "
+                                                "(e.g. validation/<hardware>)."),
+    hw: Optional[str] = typer.Option(None, "--hw", help="The probed system spec the measurements were taken on "
+                                                        "(default: the one saved beside them)."),
+    output: Optional[str] = typer.Option(None, "--output", "-o", help="Calibration file to write "
+                                                                      "(default: <hardware folder>/calibration.json)."),
+    use_all: bool = typer.Option(False, "--all", help="Fit on every point (no held-out error is then reported)."),
+    json_out: bool = typer.Option(False, "--json", help="Print the calibration result as JSON."),
+):
+    """Fit efficiency factors on the calibration subset; report error on held-out points only."""
+    from moecap_sim.validation.calibrate import calibrate
+
+    res = calibrate(paths, system_path=hw, output=output, use_all=use_all, command=_command_line())
+    res.pop("rows", None)
+    if json_out:
+        from moecap_sim.cli.render import print_json
+
+        out = dict(res)
+        ho = res["held_out"]["calibrated"]
+        out.update(decode_mape=ho["decode"]["mape"], prefill_mape=ho["prefill"]["mape"],
+                   points=res["held_out"]["points"], calibrated=True)
+        return print_json(out)
+    from moecap_sim.cli.render import console, table
+
+    eff = next(iter(res["efficiency"].values()))
+    dev = next(iter(res["efficiency"]))
+    console.print(table(f"Fitted efficiencies for {dev} ({res['fitted_on']['points']} points)",
+                        ["factor", "fitted", "default"],
+                        [[k, v, res["defaults"].get(k)] for k, v in eff.items()]))
+    rows = []
+    for label, key in (("calibrated", "calibrated"), ("uncalibrated", "uncalibrated")):
+        e = res["held_out"][key]
+        rows.append([label, e["decode"]["points"], e["decode"]["mape"], e["decode"]["max_abs_error"],
+                     e["prefill"]["points"], e["prefill"]["mape"], e["prefill"]["max_abs_error"]])
+    console.print(table("Held-out error (%)", ["predictions", "decode pts", "decode MAPE", "decode max",
+                                               "prefill pts", "prefill MAPE", "prefill max"], rows))
+    console.print(f"calibration written to {res['path']} (use it with --calibration)")
+
+
+def probe_cmd(
+    output: Optional[str] = typer.Option(None, "--output", "-o", help="Folder, or the system spec path (.yaml), to "
+                                                                      "write (default: current folder)."),
+    quick: bool = typer.Option(False, "--quick", help="Fewer shapes and repeats (~20 s)."),
+    json_out: bool = typer.Option(False, "--json", help="Print the probe report as JSON."),
+    threads: Optional[int] = typer.Option(None, "--threads", help="CPU threads to measure with (default: all cores "
+                                                                  "available to this process)."),
+    name: Optional[str] = typer.Option(None, "--name", help="System name (default: derived from the CPU/GPU model)."),
+    tdp_w: Optional[float] = typer.Option(None, "--tdp-w", help="Power of the measured CPU cores, W (not measurable "
+                                                                "in most VMs; default: an estimate marked '?')."),
+    gpu: Optional[bool] = typer.Option(None, "--gpu/--no-gpu", help="Probe the CUDA GPU (default: when present)."),
+    purchase_usd: Optional[float] = typer.Option(None, "--purchase-usd", help="Price of the whole box (for owned-cost "
+                                                                              "predictions; a probe cannot measure it)."),
+    usd_per_hour: Optional[float] = typer.Option(None, "--usd-per-hour", help="On-demand price of this machine, $/h."),
+):
+    """Measure this machine (memory bandwidth, GEMM throughput per dtype and shape, dispatch
+    overhead; GPU HBM / GEMM / host link when present) and write a spec usable with --hw."""
+    from moecap_sim.validation.probe import probe_machine, summary_rows, write_specs
+
+    rep = probe_machine(threads=threads, quick=quick, gpu=gpu, name=name, log=_logger(json_out))
+    files = write_specs(rep, output, tdp_w=tdp_w, purchase_usd=purchase_usd, usd_per_hour=usd_per_hour)
+    if json_out:
+        from moecap_sim.cli.render import print_json
+
+        return print_json({**rep, "files": files})
+    from moecap_sim.cli.render import console, table
+
+    console.print(table(f"Probe of {rep['name']}", ["", ""], summary_rows(rep)))
+    if not (purchase_usd or usd_per_hour):
+        console.print("[yellow]no price given: cost predictions need --purchase-usd or --usd-per-hour "
+                      "(add pricing.* to the system file)[/yellow]")
+    console.print(f"spec written: {files['system']} (devices: "
+                  f"{', '.join(v for k, v in files.items() if k not in ('system', 'report'))}); "
+                  f"use it with --hw {files['system']}")
+
+
+if __name__ == "__main__":  # python -m moecap_sim.cli.validate validate|calibrate ... (before it is mounted)
+    app()
