@@ -1,6 +1,6 @@
 """Accuracy axis: published scores with sources, quantization deltas, the radar value.
 
-Spot-check values are copied from /work/shared/reference/accuracy.md (the tag in each comment
+Spot-check values are copied from ../shared/reference/accuracy.md (the tag in each comment
 is the row's source there).
 """
 

@@ -239,12 +239,20 @@ def _layer_ops(ctx: CostContext, layer: Layer, moe_idx: Optional[int], phase: st
                      t, bytes_, flops, wbytes, kvbytes))
         return t
 
+    def weight_gemm(name: str, params: float, group: str, split: int, extra_bytes: float = 0.0) -> None:
+        """A GEMM every token of the pass runs (not routed): ``params`` split ``split`` ways on
+        each device; counted alike in the sparse and the dense (vanilla) totals."""
+        nonlocal gpu_time
+        w = params * scheme.bytes_per_param(group) / split
+        gpu_time += run(name, w + extra_bytes, 2.0 * T * params / split, group, wbytes=w)
+        acc["w"] += w * tp
+        acc["dense_w"] += w * tp
+        acc["flops"] += 2.0 * T * params
+        acc["dense_flops"] += 2.0 * T * params
+
     act_dtype = unit.compute_dtype("bf16")[0]
     # --- attention projections
-    w = a.params * scheme.bytes_per_param("attention") / tp
-    gpu_time += run("attn_proj", w + T * 4 * h * ACT_BYTES / tp, 2.0 * T * a.params / tp, "attention", wbytes=w)
-    acc["w"] += w * tp
-    acc["dense_w"] += w * tp
+    weight_gemm("attn_proj", a.params, "attention", tp, extra_bytes=T * 4 * h * ACT_BYTES / tp)
     # --- attention core (scores + values over the KV cache)
     if a.kind == "linear":
         state = seqs * a.state_elems * 4.0 * 2 / tp
@@ -276,34 +284,17 @@ def _layer_ops(ctx: CostContext, layer: Layer, moe_idx: Optional[int], phase: st
             flops *= 2
         gpu_time += run("attn_core", kv_read, flops, dtype=act_dtype, kvbytes=kv_read, flop_eff=unit.eff.attention)
         acc["kv"] += kv_read * tp
-    acc["flops"] += (2.0 * T * a.params)
-    acc["dense_flops"] += 2.0 * T * a.params
     # --- FFN part
     m = layer.moe
     elementwise = T * h * ACT_BYTES * 10  # residual stream is replicated on every TP rank
     gpu_time += run("norm_elementwise", elementwise, 0.0, dtype=act_dtype)
     if layer.dense_ffn_params:
-        w = layer.dense_ffn_params * scheme.bytes_per_param("dense_ffn") / tp
-        gpu_time += run("dense_ffn", w, 2.0 * T * layer.dense_ffn_params / tp, "dense_ffn", wbytes=w)
-        acc["w"] += w * tp
-        acc["dense_w"] += w * tp
-        acc["flops"] += 2.0 * T * layer.dense_ffn_params
-        acc["dense_flops"] += 2.0 * T * layer.dense_ffn_params
+        weight_gemm("dense_ffn", layer.dense_ffn_params, "dense_ffn", tp)
     cpu_time = 0.0
     if m is not None:
-        w = m.router_params * scheme.bytes_per_param("router")
-        gpu_time += run("router", w, 2.0 * T * m.router_params, "router", wbytes=w)
-        acc["w"] += w * tp
-        acc["dense_w"] += w * tp
-        acc["flops"] += 2.0 * T * m.router_params
-        acc["dense_flops"] += 2.0 * T * m.router_params
+        weight_gemm("router", m.router_params, "router", 1)  # replicated on every TP rank
         if m.shared_params:
-            w = m.shared_params * scheme.bytes_per_param("shared_experts") / tp
-            gpu_time += run("shared", w, 2.0 * T * m.shared_params / tp, "shared_experts", wbytes=w)
-            acc["w"] += w * tp
-            acc["dense_w"] += w * tp
-            acc["flops"] += 2.0 * T * m.shared_params
-            acc["dense_flops"] += 2.0 * T * m.shared_params
+            weight_gemm("shared", m.shared_params, "shared_experts", tp)
         expert_bytes = m.expert_params * scheme.bytes_per_param("experts")
         ep = par.ep if not on_cpu else 1
         shards = 1 if on_cpu else max(tp, ep)
