@@ -74,7 +74,7 @@ def predict(model: str, hw: str, *, precision: Optional[str] = None, kv_dtype: O
     """Predict fit, placement, TTFT/TPOT/throughput, S-MBU/S-MFU, bottleneck, cost, energy and
     accuracy for ``model`` on system ``hw``.  Lengths in tokens; ``batch`` is the system-wide
     number of concurrent sequences or ``"max"``."""
-    return predict_with_context(**{k: v for k, v in locals().items()}).result
+    return predict_with_context(**locals()).result
 
 
 @dataclass

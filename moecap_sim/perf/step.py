@@ -113,9 +113,15 @@ class Unit:
         """``max(t_mem, t_cmp)`` when the kernel overlaps streaming with compute; their sum when
         it does not (``overlap=False``: a CPU GEMM that repacks each weight block into the matrix
         unit's layout before multiplying it, as eager PyTorch/oneDNN does with plain weights)."""
+        t_mem, t_cmp = self.times(bytes_, flops, dtype, flop_eff, bw_eff)
+        return max(t_mem, t_cmp) if overlap else t_mem + t_cmp
+
+    def times(self, bytes_: float, flops: float, dtype: str, flop_eff: Optional[float] = None,
+              bw_eff: Optional[float] = None) -> tuple[float, float]:
+        """(memory time, compute time) of an op in seconds, with this unit's efficiencies."""
         t_mem = bytes_ / (self.mem_gb_s * GB * (bw_eff or self.eff.bw)) if bytes_ else 0.0
         t_cmp = flops / (self.peak_flops(dtype) * (flop_eff or self.eff.flop)) if flops else 0.0
-        return max(t_mem, t_cmp) if overlap else t_mem + t_cmp
+        return t_mem, t_cmp
 
 
 @dataclass(frozen=True)
@@ -198,11 +204,17 @@ def _add(ops: dict[str, Op], op: Op) -> None:
         ops[op.name] = op
 
 
+def _overlaps(ctx: CostContext, unit: Unit) -> bool:
+    """Whether ops on ``unit`` overlap weight streaming with compute (max) or serialise them
+    (sum): engines whose CPU GEMMs repack plain-layout weights on every call serialise them
+    (measured: t ≈ t_mem + t_cmp within 5% on an AMX core)."""
+    return not (unit.is_cpu and not ctx.engine.overlap_mem_compute)
+
+
 def _resource(unit: Unit, bytes_: float, flops: float, dtype: str, flop_eff: float | None = None,
               bw_eff: float | None = None) -> str:
     """Which resource bounds this op on ``unit``: memory or compute (host DRAM/CPU for a CPU)."""
-    t_mem = bytes_ / (unit.mem_gb_s * GB * (bw_eff or unit.eff.bw)) if bytes_ else 0.0
-    t_cmp = flops / (unit.peak_flops(dtype) * (flop_eff or unit.eff.flop)) if flops else 0.0
+    t_mem, t_cmp = unit.times(bytes_, flops, dtype, flop_eff, bw_eff)
     if t_cmp >= t_mem:
         return "cpu" if unit.is_cpu else "compute"
     return "dram" if unit.is_cpu else "hbm"
@@ -222,9 +234,7 @@ def _layer_ops(ctx: CostContext, layer: Layer, moe_idx: Optional[int], phase: st
     T = seqs * new_tokens
     a = layer.attention
     gpu_time = 0.0
-    # engines whose CPU GEMMs repack plain-layout weights on every call serialise the weight
-    # stream and the matrix compute (measured: t ≈ t_mem + t_cmp within 5% on an AMX core)
-    overlap_ok = not (unit.is_cpu and not ctx.engine.overlap_mem_compute)
+    overlap_ok = _overlaps(ctx, unit)
 
     def run(name, bytes_, flops, dtype_group=None, dtype=None, wbytes=0.0, kvbytes=0.0, flop_eff=None, bw_eff=None,
             u=None):
@@ -443,8 +453,7 @@ def step_time(ctx: CostContext, phase: str, seqs: int, new_tokens: int, context:
     head_params = arch.lm_head_params or arch.embedding_params
     w = head_params * dep.scheme.bytes_per_param("lm_head") / tp
     dt = unit.compute_dtype(dep.scheme.dtype_of("lm_head"))[0]
-    overlap_ok = not (unit.is_cpu and not ctx.engine.overlap_mem_compute)
-    t = unit.roofline(w, 2.0 * seqs * head_params / tp, dt, overlap=overlap_ok)
+    t = unit.roofline(w, 2.0 * seqs * head_params / tp, dt, overlap=_overlaps(ctx, unit))
     _add(ops, Op("lm_head", "cpu" if on_cpu else "accelerator", _resource(unit, w, 2.0 * seqs * head_params / tp, dt),
                  t, w, 2.0 * seqs * head_params / tp, w))
     total += t

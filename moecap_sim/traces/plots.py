@@ -18,6 +18,14 @@ def _plt():
     return plt
 
 
+def _save(plt, fig, out: Path) -> Path:
+    """Lay out, write the PNG and free the figure."""
+    fig.tight_layout()
+    fig.savefig(out, dpi=120)
+    plt.close(fig)
+    return out
+
+
 def _title(tr: Trace, what: str) -> str:
     tag = " [SYNTHETIC]" if tr.is_synthetic else ""
     return f"{tr.model}{tag}: {what}"
@@ -102,10 +110,7 @@ def plot_distinct_vs_batch(tr: Trace, stats: dict, out: Path) -> Path:
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8, loc="lower right")
     ax.set_title(_title(tr, "distinct experts vs batch size"), fontsize=10)
-    fig.tight_layout()
-    fig.savefig(out, dpi=120)
-    plt.close(fig)
-    return out
+    return _save(plt, fig, out)
 
 
 def plot_per_step(tr: Trace, stats: dict, out: Path) -> Path:
@@ -139,10 +144,7 @@ def plot_per_step(tr: Trace, stats: dict, out: Path) -> Path:
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8, loc="lower left")
     ax.set_title(_title(tr, "distinct experts per decode step"), fontsize=10)
-    fig.tight_layout()
-    fig.savefig(out, dpi=120)
-    plt.close(fig)
-    return out
+    return _save(plt, fig, out)
 
 
 def write_stats_plots(tr: Trace, stats: dict, plots_dir: Path) -> list[Path]:
