@@ -53,6 +53,11 @@ class Deployment:
     parallelism: Parallelism
     gpu_memory_utilization: float = 0.9
     notes: tuple[str, ...] = field(default_factory=tuple)
+    nodes: int = 1  # identical boxes; ``system`` is already the whole cluster (see scale_system)
+    devices_per_node: int = 0  # accelerators in one box (0: single box)
+    scale_out_gb_s: Optional[float] = None  # per device per direction, between boxes
+    scale_out_latency_us: Optional[float] = None
+    attention_dp: bool = False
 
     @property
     def kv_bytes(self) -> float:
@@ -91,19 +96,67 @@ def default_kv_dtype(accel: Optional[DeviceSpec]) -> str:
     return "bf16"
 
 
+#: Default scale-out fabric when a system file has none: one 400 Gb/s InfiniBand NDR / RoCE NIC
+#: per accelerator (ConnectX-7, 50 GB/s per direction), ~5 µs one-way latency through a
+#: switch (NVIDIA ConnectX-7 datasheet: 400 Gb/s; NDR switch port-to-port latency < 1 µs plus
+#: NIC/PCIe ~2 µs each way).  An assumption, labelled as such in the prediction's notes.
+DEFAULT_SCALE_OUT_GB_S = 50.0
+DEFAULT_SCALE_OUT_LATENCY_US = 5.0
+
+
+def scale_system(s: SystemSpec, nodes: int) -> SystemSpec:
+    """``nodes`` identical copies of box ``s`` as one system: accelerators, host DRAM, NVMe and
+    prices multiply; per-device quantities are unchanged."""
+    if nodes == 1:
+        return s
+    acc = s.accelerators.model_copy(update={"count": s.accelerators.count * nodes}) if s.accelerators else None
+    host = s.host.model_copy(update={
+        "dram_gb": s.host.dram_gb * nodes,
+        "dram_bandwidth_gb_s": s.host.dram_bandwidth_gb_s * nodes if s.host.dram_bandwidth_gb_s else None,
+        "nvme_gb": s.host.nvme_gb * nodes if s.host.nvme_gb else None,
+        "host_power_w": s.host.host_power_w * nodes if s.host.host_power_w else None})
+    price = {k: getattr(s.pricing, k) * nodes for k in ("on_demand_usd_per_hour", "spot_usd_per_hour", "purchase_usd")
+             if getattr(s.pricing, k)}
+    return s.model_copy(update={"name": f"{nodes}x{s.name}", "display_name": f"{nodes} × {s.display_name}",
+                                "accelerators": acc, "host": host, "pricing": s.pricing.model_copy(update=price)})
+
+
 def resolve_deployment(model: str | ModelSpec, hw: str | SystemSpec, *, precision: Optional[str] = None,
                        kv_dtype: Optional[str] = None, tp: Optional[int] = None, pp: int = 1,
-                       dp: int = 1, ep: int = 1, gpu_memory_utilization: float = 0.9) -> Deployment:
+                       dp: int = 1, ep: int = 1, nodes: int = 1, attention_dp: bool = False,
+                       gpu_memory_utilization: float = 0.9) -> Deployment:
     """Resolve names (or paths) and check the parallel layout against the system.
 
     Defaults: TP over every accelerator of the system not used by PP/DP; EP off; the model's
-    native weight scheme; a 16-bit KV cache.
+    native weight scheme; a 16-bit KV cache.  ``nodes`` > 1 joins that many boxes over the
+    system's scale-out network.  ``attention_dp`` is the DeepSeek-style layout: attention data
+    parallel on every device (TP 1, DP = devices), routed experts expert-parallel over all of them.
     """
     m = get_model(model) if isinstance(model, str) else model
-    s = systems().get(hw) if isinstance(hw, str) else hw
+    box = systems().get(hw) if isinstance(hw, str) else hw
+    if nodes < 1:
+        raise UserError(f"--nodes must be ≥ 1, got {nodes}")
+    if nodes > 1 and not box.accelerators:
+        raise UserError(f"--nodes {nodes}: {box.name} is a CPU-only system; multi-node serving is modelled for "
+                        f"accelerator systems")
+    s = scale_system(box, nodes)
     accel = device_of(s, s.accelerators.device) if s.accelerators else None
     host = device_of(s, s.host.cpu.device)
     notes = []
+    scale_out = getattr(box, "scale_out", None)
+    so_bw = so_lat = None
+    if nodes > 1:
+        if scale_out is not None:
+            so_bw, so_lat = scale_out.bandwidth_gb_s, scale_out.latency_us
+        else:
+            so_bw, so_lat = DEFAULT_SCALE_OUT_GB_S, DEFAULT_SCALE_OUT_LATENCY_US
+            notes.append(f"{box.name} declares no scale_out network: assumed one 400 Gb/s NIC per accelerator "
+                         f"({so_bw:g} GB/s, {so_lat:g} µs)")
+    if attention_dp:
+        n_dev = s.accelerators.count if s.accelerators else 1
+        if not m.arch.moe_layers:
+            raise UserError("--attention-dp needs a model with MoE layers (it pairs attention DP with expert parallelism)")
+        tp, dp, ep = 1, n_dev // pp, n_dev // pp
     if not (0.05 <= gpu_memory_utilization <= 1.0):
         raise UserError(f"--gpu-memory-utilization must be in [0.05, 1.0], got {gpu_memory_utilization}")
     for flag, v in (("--pp", pp), ("--dp", dp), ("--ep", ep)):
@@ -135,4 +188,6 @@ def resolve_deployment(model: str | ModelSpec, hw: str | SystemSpec, *, precisio
     kv = check_kv_dtype(kv_dtype) if kv_dtype else default_kv_dtype(accel)
     return Deployment(model=m, system=s, accelerator=accel, host_cpu=host, scheme=scheme, kv_dtype=kv,
                       parallelism=Parallelism(tp=tp, pp=pp, dp=dp, ep=ep),
-                      gpu_memory_utilization=gpu_memory_utilization, notes=tuple(notes))
+                      gpu_memory_utilization=gpu_memory_utilization, notes=tuple(notes), nodes=nodes,
+                      devices_per_node=box.accelerators.count if box.accelerators else 0,
+                      scale_out_gb_s=so_bw, scale_out_latency_us=so_lat, attention_dp=attention_dp)

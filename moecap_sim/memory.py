@@ -60,6 +60,7 @@ class PlacementOption:
     nvme_gb: float = 0.0
     max_concurrent_seqs: int = 0
     expert_cache_experts_per_layer: Optional[float] = None
+    cpu_moe_layers: Optional[int] = None  # cpu-experts: MoE layers whose routed experts the CPU computes
     reason: str = ""
 
 
@@ -158,13 +159,17 @@ def activation_peak_bytes(dep: Deployment, policy: MemoryPolicy) -> float:
 
 def plan_memory(dep: Deployment, *, input_len: int = 1024, output_len: int = 256,
                 offload: str = "auto", policy: Optional[MemoryPolicy] = None,
-                suggest: bool = True, batch: Optional[int] = None) -> MemoryPlan:
+                suggest: bool = True, batch: Optional[int] = None,
+                cpu_moe_layers: Optional[int] = None) -> MemoryPlan:
     """Plan where weights and KV live for ``dep`` and how many sequences fit.
 
     ``offload``: ``auto`` (GPU-resident if it fits, else the first feasible of cpu-experts,
     expert-cache, cpu-only; the cost model may re-rank by speed), ``none`` or one strategy.
     ``batch``: target concurrency (system-wide); with an expert cache, KV is reserved for that
     many sequences and the rest of device memory caches experts (None = as many as fit).
+    ``cpu_moe_layers``: for ``cpu-experts``, how many MoE layers keep their routed experts in
+    DRAM (llama.cpp ``--n-cpu-moe``); the other layers' experts live on the accelerators.  None =
+    all of them (KTransformers' default).
     """
     policy = policy or MemoryPolicy()
     par = dep.parallelism
@@ -209,14 +214,21 @@ def plan_memory(dep: Deployment, *, input_len: int = 1024, output_len: int = 256
     has_moe = bool(dep.model.arch.moe_layers)
     dense_dev = device_weight_bytes(dep, include_experts=False)
     if has_moe and not dep.unified_memory:
-        # cpu-experts: routed experts in DRAM, computed by the CPU
-        budget = usable - dense_dev - act - reserve
+        # cpu-experts: routed experts (of all MoE layers, or of cpu_moe_layers of them) in DRAM,
+        # computed by the CPU; the other layers' experts stay on the accelerators
+        n_moe = len(dep.model.arch.moe_layers)
+        k = n_moe if cpu_moe_layers is None else min(n_moe, cpu_moe_layers)
+        gpu_experts_dev = experts_total * (n_moe - k) / n_moe / (par.expert_shards * par.pp)
+        host_experts = experts_total * k / n_moe
+        budget = usable - dense_dev - gpu_experts_dev - act - reserve
         n = seqs(budget)
-        ok_host = experts_total <= host_usable
+        ok_host = host_experts <= host_usable
         ok = ok_host and n >= replicas
-        reason = _why(ok_host, experts_total, host_usable, "routed experts", "host DRAM", budget, kv_seq, n, replicas)
-        options.append(PlacementOption("cpu-experts", ok, (dense_dev + act + reserve) / GB, experts_total / GB,
-                                       max_concurrent_seqs=n, reason=reason))
+        reason = _why(ok_host, host_experts, host_usable, "routed experts", "host DRAM", budget, kv_seq, n, replicas)
+        if k < n_moe:
+            reason += f"; experts of {n_moe - k} of {n_moe} MoE layers on the accelerators"
+        options.append(PlacementOption("cpu-experts", ok, (dense_dev + gpu_experts_dev + act + reserve) / GB,
+                                       host_experts / GB, max_concurrent_seqs=n, cpu_moe_layers=k, reason=reason))
         # expert-cache: experts in pinned DRAM, an LRU cache on the GPU
         arch = dep.model.arch
         moe_layers_dev = len(arch.moe_layers) / par.pp

@@ -10,28 +10,44 @@ result is a plain dict following the JSON contract of ``moecap-sim predict --jso
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
-from typing import Any, Optional
+from typing import Any, Optional, Union
 
+from moecap_sim.config import ServingConfig
 from moecap_sim.catalog.engines import EngineSpec, default_engine_name, get_engine
 from moecap_sim.deployment import Deployment, resolve_deployment
 from moecap_sim.errors import UserError
 from moecap_sim.memory import OFFLOAD_STRATEGIES, MemoryPlan, MemoryPolicy, plan_memory
 from moecap_sim.perf.cost import CostInputs, average_power_w, hourly_cost, usd_per_million
-from moecap_sim.perf.efficiency import Calibration, load_calibration
-from moecap_sim.perf.serving import Serving, serve
+from moecap_sim.perf.efficiency import Calibration, engine_family, load_calibration
+from moecap_sim.perf.uncertainty import prediction_class, uncertainty
+from moecap_sim.perf.serving import Serving, Speculation, serve
 from moecap_sim.perf.step import build_context
 from moecap_sim.routing import get_routing_profile
 
 CONTRACT_KEYS = ("model", "hardware", "engine", "precision", "parallelism", "workload", "fits", "memory", "placement",
                  "ttft_s", "tpot_s", "prefill_tokens_per_s", "output_tokens_per_s", "total_tokens_per_s",
                  "per_user_tokens_per_s", "requests_per_s", "s_mbu", "s_mfu", "mbu", "mfu", "bottleneck", "cost",
-                 "energy", "accuracy", "routing", "assumptions")
+                 "energy", "accuracy", "routing", "assumptions", "uncertainty")
 
 _STRATEGY_ORDER = ("none", "cpu-experts", "expert-cache", "cpu-only", "nvme")
 
 
-def _policy(engine: EngineSpec) -> MemoryPolicy:
-    return MemoryPolicy(max_num_batched_tokens=min(engine.max_num_batched_tokens, 16384), max_num_seqs=engine.max_num_seqs)
+def _policy(engine: EngineSpec, input_len: int) -> MemoryPolicy:
+    """Memory knobs of ``engine``.  Continuous-batching engines profile a full
+    ``max_num_batched_tokens`` pass at start-up (vLLM, SGLang, TRT-LLM reserve that much); a
+    static-batching runtime allocates activations for the largest pass it actually runs, a
+    batch of whole prompts."""
+    tokens = engine.max_num_batched_tokens
+    if engine.batching == "static":
+        tokens = min(tokens, engine.max_num_seqs * input_len)
+    return MemoryPolicy(max_num_batched_tokens=tokens, max_num_seqs=engine.max_num_seqs)
+
+
+def _with_overrides(engine: EngineSpec, cfg: ServingConfig) -> EngineSpec:
+    """The engine preset with the user's scheduler caps (``--max-num-seqs``,
+    ``--max-num-batched-tokens``) applied."""
+    upd = {k: getattr(cfg, k) for k in ("max_num_seqs", "max_num_batched_tokens") if getattr(cfg, k) is not None}
+    return engine.model_copy(update=upd) if upd else engine
 
 
 def _batch_per_replica(batch: int | str, plan_seqs: int, dep: Deployment, engine: EngineSpec, notes: list) -> int:
@@ -49,7 +65,8 @@ def _batch_per_replica(batch: int | str, plan_seqs: int, dep: Deployment, engine
 
 
 def evaluate(dep: Deployment, engine: EngineSpec, placement: str, plan: MemoryPlan, batch: int | str,
-             input_len: int, output_len: int, calibration: Optional[Calibration], notes: list) -> tuple[Serving, Any]:
+             input_len: int, output_len: int, calibration: Optional[Calibration], notes: list,
+             cfg: Optional[ServingConfig] = None) -> tuple[Serving, Any]:
     """Serving metrics of one (deployment, engine, placement); the cost-model entry point that
     ``simulate`` and ``plan`` share."""
     a = dep.model.arch
@@ -61,20 +78,19 @@ def evaluate(dep: Deployment, engine: EngineSpec, placement: str, plan: MemoryPl
     seqs = opt.max_concurrent_seqs if opt else plan.max_concurrent_seqs
     d = dep if placement != "cpu-only" else replace(dep, parallelism=replace(dep.parallelism, tp=1, pp=1, ep=1, dp=1))
     ctx = build_context(d, engine, routing, placement, calibration,
-                        cache_experts_per_layer=opt.expert_cache_experts_per_layer if opt else None)
+                        cache_experts_per_layer=opt.expert_cache_experts_per_layer if opt else None,
+                        cpu_moe_layers=opt.cpu_moe_layers if opt else None)
     b = _batch_per_replica(batch, seqs, d, engine, notes)
-    return serve(ctx, b, input_len, output_len), ctx
+    spec = Speculation(cfg.mtp_draft_tokens, cfg.mtp_acceptance) if cfg is not None and cfg.mtp_draft_tokens else None
+    return serve(ctx, b, input_len, output_len, speculation=spec), ctx
 
 
-def predict(model: str, hw: str, *, precision: Optional[str] = None, kv_dtype: Optional[str] = None,
-            engine: Optional[str] = None, tp: Optional[int] = None, ep: int = 1, pp: int = 1, dp: int = 1,
-            batch: int | str = 1, input_len: int = 1024, output_len: int = 256, offload: str = "auto",
-            gpu_memory_utilization: float = 0.9, pricing: str = "on-demand", calibration: Optional[str] = None,
-            amortize_years: float = 3.0, usd_per_kwh: float = 0.10, pue: float = 1.3) -> dict[str, Any]:
+def predict(model: Union[str, ServingConfig], hw: Optional[str] = None, **options: Any) -> dict[str, Any]:
     """Predict fit, placement, TTFT/TPOT/throughput, S-MBU/S-MFU, bottleneck, cost, energy and
-    accuracy for ``model`` on system ``hw``.  Lengths in tokens; ``batch`` is the system-wide
-    number of concurrent sequences or ``"max"``."""
-    return predict_with_context(**locals()).result
+    accuracy.  Pass a :class:`~moecap_sim.config.ServingConfig`, or ``model``, ``hw`` and any of
+    its fields as keywords (lengths in tokens; ``batch`` is the system-wide number of concurrent
+    sequences or ``"max"``)."""
+    return predict_with_context(model, hw, **options).result
 
 
 @dataclass
@@ -87,26 +103,60 @@ class Prediction:
     context: Optional[Any] = None  # CostContext of the chosen placement (None when it does not fit)
 
 
-def predict_with_context(model: str, hw: str, *, precision: Optional[str] = None, kv_dtype: Optional[str] = None,
-                         engine: Optional[str] = None, tp: Optional[int] = None, ep: int = 1, pp: int = 1, dp: int = 1,
-                         batch: int | str = 1, input_len: int = 1024, output_len: int = 256, offload: str = "auto",
-                         gpu_memory_utilization: float = 0.9, pricing: str = "on-demand",
-                         calibration: Optional[str] = None, amortize_years: float = 3.0, usd_per_kwh: float = 0.10,
-                         pue: float = 1.3) -> Prediction:
-    """:func:`predict`, also returning the deployment, memory plan and cost-model context."""
+def _config(model: Union[str, ServingConfig], hw: Optional[str], options: dict) -> ServingConfig:
+    if isinstance(model, ServingConfig):
+        return replace(model, **options) if options else model
+    if hw is None:
+        raise UserError("predict needs a model and a system (hw)")
+    return ServingConfig.from_kwargs(model, hw, **options)
+
+
+#: precisions tried, in order, when searching for a deployment that runs (best_feasible)
+_FEASIBLE_PRECISIONS = ("native", "fp8", "int8", "int4", "q4_k_m", "q3_k_m", "q2_k", "ud-iq1_s")
+
+
+def best_feasible(cfg: ServingConfig) -> Optional[dict[str, Any]]:
+    """The fastest deployment of ``cfg.model`` that runs on ``cfg.hw`` (single-stream decode
+    speed decides): every placement (GPU-resident, CPU experts, expert cache, CPU-only, NVMe
+    streaming) × weight precision, each with the default engine of its placement.  None when
+    nothing runs at all.  Same keys as a prediction."""
+    best = None
+    for prec in _FEASIBLE_PRECISIONS:
+        for offload in ("auto", "nvme"):
+            try:
+                p = predict_with_context(replace(cfg, precision=None if prec == "native" else prec, offload=offload,
+                                                 engine=None, n_cpu_moe=None, batch=1),
+                                         search_feasible=False).result
+            except UserError:
+                continue
+            if p["fits"] and (best is None or p["output_tokens_per_s"] > best["output_tokens_per_s"]):
+                best = p
+    if best is not None:
+        best["label"] = (f"fastest deployment that runs on {best['hardware']['name']}: "
+                         f"{best['placement']['strategy']} at {best['precision']['weights_short']} "
+                         f"with {best['engine']}, batch 1")
+    return best
+
+
+def predict_with_context(model: Union[str, ServingConfig], hw: Optional[str] = None, *, search_feasible: bool = True,
+                         **options: Any) -> Prediction:
+    """:func:`predict`, also returning the deployment, memory plan and cost-model context.
+    When the requested deployment does not fit and ``search_feasible``, the result carries
+    ``best_feasible`` (see :func:`best_feasible`)."""
+    cfg = _config(model, hw, options)
+    offload, pricing, batch = cfg.offload, cfg.pricing, cfg.batch
+    input_len, output_len = cfg.input_len, cfg.output_len
     if offload not in ("auto",) + OFFLOAD_STRATEGIES:
         raise UserError(f"--offload must be one of auto, {', '.join(OFFLOAD_STRATEGIES)}; got '{offload}'")
-    if input_len < 1 or output_len < 1:
-        raise UserError(f"--input-len and --output-len must be ≥ 1 (got {input_len}, {output_len})")
     if pricing not in ("on-demand", "spot", "owned"):
         raise UserError(f"--pricing must be on-demand, spot or owned; got '{pricing}'")
-    if amortize_years <= 0 or usd_per_kwh < 0 or pue < 1:
-        raise UserError("--amortize-years must be > 0, --usd-per-kwh ≥ 0 and --pue ≥ 1")
-    dep = resolve_deployment(model, hw, precision=precision, kv_dtype=kv_dtype, tp=tp, pp=pp, dp=dp, ep=ep,
-                             gpu_memory_utilization=gpu_memory_utilization)
-    calib = load_calibration(calibration) if calibration else None
+    dep = resolve_deployment(cfg.model, cfg.hw, precision=cfg.precision, kv_dtype=cfg.kv_dtype, tp=cfg.tp,
+                             pp=cfg.pp, dp=cfg.dp, ep=cfg.ep, nodes=cfg.nodes, attention_dp=cfg.attention_dp,
+                             gpu_memory_utilization=cfg.gpu_memory_utilization)
+    calib = (cfg.calibration if isinstance(cfg.calibration, Calibration)
+             else load_calibration(cfg.calibration) if cfg.calibration else None)
     notes: list[str] = list(dep.notes)
-    eng_fixed = get_engine(engine) if engine else None
+    eng_fixed = _with_overrides(get_engine(cfg.engine), cfg) if cfg.engine else None
     if eng_fixed is not None:
         wanted = {dep.scheme.dtype_of(g) for g in ("experts", "attention")}
         unsupported = sorted(wanted - set(eng_fixed.weight_precisions))
@@ -116,10 +166,14 @@ def predict_with_context(model: str, hw: str, *, precision: Optional[str] = None
         if offload not in ("auto",) and offload not in eng_fixed.offload and not (dep.cpu_only and offload == "cpu-only"):
             raise UserError(f"engine {eng_fixed.name} does not support --offload {offload} "
                             f"(it supports: {', '.join(eng_fixed.offload)})")
+    if cfg.n_cpu_moe is not None and offload not in ("auto", "cpu-experts"):
+        raise UserError(f"--n-cpu-moe keeps some layers' experts on the CPU: it needs --offload cpu-experts or auto, "
+                        f"got --offload {offload}")
     # memory plan: with the engine's batching limits (vLLM's when choosing automatically)
-    policy = _policy(eng_fixed or get_engine("vllm" if not dep.cpu_only else "llama.cpp"))
+    policy = _policy(eng_fixed or _with_overrides(get_engine("vllm" if not dep.cpu_only else "llama.cpp"), cfg),
+                     input_len)
     plan = plan_memory(dep, input_len=input_len, output_len=output_len, offload=offload, policy=policy,
-                       batch=None if batch == "max" else int(batch))
+                       batch=None if batch == "max" else int(batch), cpu_moe_layers=cfg.n_cpu_moe)
 
     # candidate placements
     if dep.cpu_only:
@@ -159,13 +213,15 @@ def predict_with_context(model: str, hw: str, *, precision: Optional[str] = None
         result["suggestions"] = plan.suggestions
         result["engine"] = eng_fixed.name if eng_fixed else None
         result["assumptions"] = _assumptions(dep, None, None, notes, pricing, calib)
+        if search_feasible:
+            result["best_feasible"] = best_feasible(cfg)
         return Prediction(result, dep, plan, None)
 
     evaluated = []
     for strategy in candidates:
-        eng = eng_fixed or get_engine(default_engine_name(dep.cpu_only, strategy))
+        eng = eng_fixed or _with_overrides(get_engine(default_engine_name(dep.cpu_only, strategy)), cfg)
         local_notes: list[str] = []
-        sv, ctx = evaluate(dep, eng, strategy, plan, batch, input_len, output_len, calib, local_notes)
+        sv, ctx = evaluate(dep, eng, strategy, plan, batch, input_len, output_len, calib, local_notes, cfg)
         evaluated.append((sv.output_tokens_per_s, strategy, eng, sv, ctx, local_notes))
     evaluated.sort(key=lambda e: -e[0])
     _, strategy, eng, sv, ctx, local_notes = evaluated[0]
@@ -206,7 +262,7 @@ def predict_with_context(model: str, hw: str, *, precision: Optional[str] = None
                        + (1 - f) * (pre["host_dram_utilisation"] if strategy == "cpu-experts" else pre["s_mbu"]))
     power = average_power_w(dep, acc_util, cpu_util, accelerators_busy=strategy != "cpu-only")
     try:
-        cost = hourly_cost(dep, CostInputs(pricing, amortize_years, usd_per_kwh, pue), power["total_w"])
+        cost = hourly_cost(dep, CostInputs(pricing, cfg.amortize_years, cfg.usd_per_kwh, cfg.pue), power["total_w"])
     except UserError as exc:  # a user's system file without any price: performance still answers
         cost = {"usd_per_hour": None, "pricing": None, "basis": f"no price: {exc}", "notes": []}
     notes += cost.pop("notes", [])
@@ -220,6 +276,10 @@ def predict_with_context(model: str, hw: str, *, precision: Optional[str] = None
                         "basis": "idle + (TDP − idle) × (0.35 + 0.65·max(S-MBU, S-MFU)) per busy accelerator; "
                                  "CPUs 0.3–1.0 × TDP; chassis host_power_w (see perf/cost.py)"}
     result["assumptions"] = _assumptions(dep, eng, ctx, notes, pricing, calib)
+    main_dev = dep.host_cpu if (strategy in ("cpu-only", "cpu-experts") or dep.accelerator is None) else dep.accelerator
+    result["uncertainty"] = uncertainty(
+        prediction_class(strategy, dep.unified_memory, dep.nodes, sv.batch_per_replica),
+        f"{main_dev.efficiency_class}@{engine_family(eng.name)}")
     return Prediction(result, dep, plan, ctx)
 
 

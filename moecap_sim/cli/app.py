@@ -7,6 +7,7 @@ from typing import Optional
 import typer
 
 from moecap_sim.cli.render import console, human_params, print_json, table
+from moecap_sim.config import field_help
 
 app = typer.Typer(
     help="Predict the Cost, Accuracy and Performance of serving sparse Mixture-of-Experts LLMs "
@@ -120,6 +121,14 @@ def predict_cmd(
     input_len: int = typer.Option(1024, "--input-len", help="Prompt tokens per request."),
     output_len: int = typer.Option(256, "--output-len", help="Generated tokens per request."),
     offload: str = typer.Option("auto", help="auto|none|expert-cache|cpu-experts|cpu-only|nvme."),
+    nodes: int = typer.Option(1, help=field_help("nodes")),
+    attention_dp: bool = typer.Option(False, "--attention-dp", help=field_help("attention_dp")),
+    n_cpu_moe: Optional[int] = typer.Option(None, "--n-cpu-moe", help=field_help("n_cpu_moe")),
+    max_num_seqs: Optional[int] = typer.Option(None, "--max-num-seqs", help=field_help("max_num_seqs")),
+    max_num_batched_tokens: Optional[int] = typer.Option(None, "--max-num-batched-tokens",
+                                                         help=field_help("max_num_batched_tokens")),
+    mtp_draft_tokens: int = typer.Option(0, "--mtp-draft-tokens", help=field_help("mtp_draft_tokens")),
+    mtp_acceptance: float = typer.Option(0.7, "--mtp-acceptance", help=field_help("mtp_acceptance")),
     gpu_memory_utilization: float = typer.Option(0.9, "--gpu-memory-utilization", help="Fraction of device memory the engine may use."),
     pricing: str = typer.Option("on-demand", help="on-demand|spot|owned."),
     calibration: Optional[str] = typer.Option(None, help="Calibration file from `moecap-sim calibrate`."),
@@ -129,24 +138,20 @@ def predict_cmd(
     json_out: bool = typer.Option(False, "--json", help="Print one JSON object (the stable contract)."),
 ):
     """Predict whether MODEL fits on HW, where weights and KV live, and its latency, throughput,
-    S-MBU/S-MFU, bottleneck, cost, energy and accuracy."""
+    S-MBU/S-MFU, bottleneck, cost, energy and accuracy, with an error band from published
+    measurements; when it does not fit, the fastest deployment that does run there."""
+    from moecap_sim.config import ServingConfig
     from moecap_sim.predict import predict
     from moecap_sim.cli.report import render_prediction
 
-    b: int | str = batch
-    if batch != "max":
-        try:
-            b = int(batch)
-        except ValueError:
-            from moecap_sim.errors import UserError
-            raise UserError(f"--batch must be a positive integer or 'max', got '{batch}'") from None
-        if b < 1:
-            from moecap_sim.errors import UserError
-            raise UserError(f"--batch must be ≥ 1, got {b}")
-    res = predict(model, hw, precision=precision, kv_dtype=kv_dtype, engine=engine, tp=tp, ep=ep, pp=pp, dp=dp,
-                  batch=b, input_len=input_len, output_len=output_len, offload=offload,
-                  gpu_memory_utilization=gpu_memory_utilization, pricing=pricing, calibration=calibration,
-                  amortize_years=amortize_years, usd_per_kwh=usd_per_kwh, pue=pue)
+    cfg = ServingConfig(model=model, hw=hw, precision=precision, kv_dtype=kv_dtype, engine=engine, tp=tp, ep=ep,
+                        pp=pp, dp=dp, nodes=nodes, attention_dp=attention_dp, batch=batch, input_len=input_len,
+                        output_len=output_len, offload=offload, n_cpu_moe=n_cpu_moe, max_num_seqs=max_num_seqs,
+                        max_num_batched_tokens=max_num_batched_tokens, mtp_draft_tokens=mtp_draft_tokens,
+                        mtp_acceptance=mtp_acceptance, gpu_memory_utilization=gpu_memory_utilization,
+                        pricing=pricing, calibration=calibration, amortize_years=amortize_years,
+                        usd_per_kwh=usd_per_kwh, pue=pue)
+    res = predict(cfg)
     if json_out:
         return print_json(res)
     render_prediction(res)

@@ -16,6 +16,12 @@ def _pct(x):
     return "—" if x is None else f"{100 * x:.1f}%"
 
 
+def _band(u: dict[str, Any]) -> str:
+    """'±x % (80 % band, n = …)' from the prediction's cross-validated residual band."""
+    text = f"±{u['band_pct']:.0f}% (80% band of real/predicted, n = {u['n']} published {u['class']} measurements)"
+    return text + (f" — extrapolated: {u['extrapolation']}" if u.get("extrapolated") else "")
+
+
 def render_prediction(r: dict[str, Any]) -> None:
     m, hw, mem = r["model"], r["hardware"], r["memory"]
     par = r["parallelism"]
@@ -47,6 +53,16 @@ def render_prediction(r: dict[str, Any]) -> None:
             console.print("[bold]Nearest feasible options[/bold]")
             for s in r["suggestions"]:
                 console.print(f"  • {s}")
+        b = r.get("best_feasible")
+        if b:
+            console.print(f"[bold green]What does run here[/bold green] — {b['label']}: "
+                          f"TPOT {_ms(b['tpot_s'])} ({fmt(b['per_user_tokens_per_s'])} tok/s per user), "
+                          f"TTFT {_ms(b['ttft_s'])}, {b['placement']['reason']}"
+                          + (f"; ${fmt(b['cost']['usd_per_million_output_tokens'])}/M output tokens"
+                             if b.get("cost") and b["cost"].get("usd_per_million_output_tokens") else "")
+                          + (f"; {_band(b['uncertainty'])}" if b.get("uncertainty") else ""))
+        else:
+            console.print("[red]Nothing runs on this hardware at any modelled precision or placement.[/red]")
         _render_tail(r)
         return
     w = r["workload"]
@@ -60,6 +76,8 @@ def render_prediction(r: dict[str, Any]) -> None:
         ["prefill tokens/s", fmt(r["prefill_tokens_per_s"])], ["per-user tokens/s", fmt(r["per_user_tokens_per_s"])],
         ["requests/s", fmt(r["requests_per_s"])],
     ]
+    if r.get("uncertainty"):
+        perf.append(["uncertainty", _band(r["uncertainty"])])
     console.print(table("Performance", ["", ""], perf))
     util = []
     for name in ("prefill", "decode"):

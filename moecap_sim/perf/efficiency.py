@@ -28,6 +28,7 @@ measurements of the user's own hardware.
 
 from __future__ import annotations
 
+import functools
 import json
 from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
@@ -72,15 +73,34 @@ def default_efficiency(efficiency_class: str) -> Efficiency:
     return DEFAULTS.get(efficiency_class, Efficiency(source=f"generic default (no prior for class '{efficiency_class}')"))
 
 
+#: Engines whose kernels share a lineage (and so their achieved efficiencies): the GPU serving
+#: engines (CUTLASS/Triton/FlashInfer kernels, CUDA graphs), llama.cpp-style ggml kernels,
+#: KTransformers' CPU/GPU hybrid kernels, and eager-PyTorch offloading runtimes.
+ENGINE_FAMILIES = {"vllm": "gpu-serving", "sglang": "gpu-serving", "trtllm": "gpu-serving",
+                   "llama.cpp": "ggml", "ktransformers": "ktransformers",
+                   "moe-infinity": "eager-offload", "hf": "eager-offload"}
+
+
+def engine_family(engine_name: Optional[str]) -> Optional[str]:
+    """The kernel family of an engine preset (None when unknown)."""
+    return ENGINE_FAMILIES.get(engine_name or "", engine_name)
+
+
 @dataclass(frozen=True)
 class Calibration:
-    """Fitted efficiencies per efficiency class or device name (device names win)."""
+    """Fitted efficiencies keyed by device name or efficiency class, optionally restricted to
+    one engine family with an ``@family`` suffix (``cpu-x86@ggml``).  Most specific key wins:
+    ``name@family``, ``class@family``, ``name``, ``class``."""
 
     by_key: dict
     path: str
+    #: when True, devices without a key here use the documented priors, not the shipped fitted
+    #: factors (fitting itself needs this)
+    exclusive: bool = False
 
-    def for_device(self, name: str, efficiency_class: str) -> Optional[Efficiency]:
-        for key in (name, efficiency_class):
+    def for_device(self, name: str, efficiency_class: str, family: Optional[str] = None) -> Optional[Efficiency]:
+        keys = ([f"{name}@{family}", f"{efficiency_class}@{family}"] if family else []) + [name, efficiency_class]
+        for key in keys:
             if key in self.by_key:
                 base = default_efficiency(efficiency_class)
                 vals = {k: v for k, v in self.by_key[key].items() if k in {f.name for f in fields(Efficiency)}}
@@ -100,6 +120,39 @@ def load_calibration(path: str) -> Calibration:
     eff = data.get("efficiency") if isinstance(data, dict) else None
     if not isinstance(eff, dict) or not eff:
         raise SpecError(path, ["field 'efficiency' (a mapping of device or class → factors) is missing"])
+    return parse_calibration(eff, str(p))
+
+
+FITTED_PATH = Path(__file__).resolve().parent / "fitted_efficiency.json"
+
+
+@functools.lru_cache(maxsize=1)
+def fitted_defaults() -> Optional[Calibration]:
+    """The efficiency factors fitted on the published measurements (``moecap-sim validate
+    --published --fit``), shipped with the package; None when no fit has been committed."""
+    if not FITTED_PATH.is_file():
+        return None
+    data = json.loads(FITTED_PATH.read_text(encoding="utf-8"))
+    return parse_calibration({k: v["factors"] for k, v in data.get("groups", {}).items() if v.get("factors")},
+                             f"fitted on published measurements ({FITTED_PATH.name})")
+
+
+def resolve_efficiency(name: str, efficiency_class: str, family: Optional[str],
+                       calibration: Optional[Calibration] = None) -> Efficiency:
+    """The efficiencies of one device under one engine family: the user's calibration, else the
+    factors fitted on published measurements, else the documented prior of the device class."""
+    for cal in (calibration, fitted_defaults()):
+        if cal is not None:
+            eff = cal.for_device(name, efficiency_class, family)
+            if eff is not None:
+                return eff
+            if cal.exclusive:
+                break
+    return default_efficiency(efficiency_class)
+
+
+def parse_calibration(eff: dict, path: str) -> Calibration:
+    """Check a mapping of key → factors and wrap it (errors name the field and value)."""
     known = {f.name for f in fields(Efficiency)} - {"source"}
     problems = []
     for key, vals in eff.items():
@@ -113,4 +166,4 @@ def load_calibration(path: str) -> Calibration:
                 problems.append(f"field 'efficiency.{key}.{k}' = {v!r}: must be a positive number (factors ≤ 1.5)")
     if problems:
         raise SpecError(path, problems)
-    return Calibration(by_key=eff, path=str(p))
+    return Calibration(by_key=eff, path=path)

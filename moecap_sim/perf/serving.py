@@ -14,11 +14,29 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Optional
 
 from moecap_sim.perf.metrics import s_mbu, s_mfu
 from moecap_sim.perf.step import CostContext, StepBreakdown, step_time
 
 GB = 1e9
+
+
+@dataclass(frozen=True)
+class Speculation:
+    """Speculative decoding (DeepSeek MTP, EAGLE): ``draft_tokens`` proposed per step, each
+    accepted with probability ``acceptance`` given the previous one was (the usual i.i.d.
+    model of Leviathan et al. 2023).  A step verifies ``1 + draft_tokens`` tokens per sequence in
+    one target pass and runs the draft head ``draft_tokens`` times; it emits on average
+    ``(1 − a^(k+1)) / (1 − a)`` tokens."""
+
+    draft_tokens: int
+    acceptance: float
+
+    @property
+    def tokens_per_step(self) -> float:
+        a, k = self.acceptance, self.draft_tokens
+        return float(k + 1) if a >= 1.0 else (1.0 - a ** (k + 1)) / (1.0 - a)
 
 
 @dataclass
@@ -77,7 +95,24 @@ def phase_utilisation(ctx: CostContext, sb: StepBreakdown) -> dict:
     }
 
 
-def serve(ctx: CostContext, batch_per_replica: int, input_len: int, output_len: int) -> Serving:
+def _decode_step(ctx: CostContext, micro: int, context: float, spec: Optional[Speculation]) -> tuple[float, StepBreakdown]:
+    """Seconds per *emitted token* step of one decode micro-batch, and the target pass's breakdown.
+    With speculation, the target pass verifies ``1 + k`` tokens per sequence and the draft head
+    (one extra decoder layer, as DeepSeek's MTP module) runs ``k`` times at one token."""
+    if spec is None:
+        sb = step_time(ctx, "decode", micro, 1, context)
+        return sb.time_s, sb
+    k = spec.draft_tokens
+    sb = step_time(ctx, "decode", micro, 1 + k, context)
+    one = step_time(ctx, "decode", micro, 1, context)
+    layers = max(1, len(ctx.dep.model.arch.layers))
+    fixed = ctx.engine.scheduler_overhead_ms * 1e-3
+    draft = k * (one.time_s - fixed) / layers
+    return (sb.time_s + draft) / spec.tokens_per_step, sb
+
+
+def serve(ctx: CostContext, batch_per_replica: int, input_len: int, output_len: int,
+          speculation: Optional[Speculation] = None) -> Serving:
     """Steady-state serving metrics for ``batch_per_replica`` concurrent sequences."""
     dep = ctx.dep
     par = dep.parallelism
@@ -93,8 +128,7 @@ def serve(ctx: CostContext, batch_per_replica: int, input_len: int, output_len: 
     prefill_per_request = input_len / prefill_tps_replica
     # decode with PP micro-batches
     micro = max(1, math.ceil(B / par.pp))
-    decode_sb = step_time(ctx, "decode", micro, 1, input_len + output_len / 2.0)
-    step = decode_sb.time_s
+    step, decode_sb = _decode_step(ctx, micro, input_len + output_len / 2.0, speculation)
     if ctx.engine.batching == "continuous":
         cycle = output_len * step + B * prefill_per_request
         tpot = (output_len * step + (B - 1) * prefill_per_request) / output_len

@@ -30,7 +30,7 @@ from typing import Optional
 from moecap_sim.catalog.engines import EngineSpec
 from moecap_sim.deployment import Deployment
 from moecap_sim.geometry import Layer
-from moecap_sim.perf.efficiency import Calibration, Efficiency, default_efficiency
+from moecap_sim.perf.efficiency import Calibration, Efficiency, engine_family, resolve_efficiency
 from moecap_sim.precision import NATIVE_COMPUTE_DTYPE
 from moecap_sim.routing.base import RoutingProfile
 from moecap_sim.specs.hardware import DeviceSpec
@@ -141,6 +141,7 @@ class CostContext:
     nvme_gb_s: float
     cache_experts_per_layer: Optional[float] = None
     dram_fraction_of_experts: float = 1.0
+    cpu_moe_layers: Optional[int] = None  # cpu-experts: MoE layers (the first ones) whose experts the CPU runs
 
     @property
     def main(self) -> Unit:
@@ -149,18 +150,18 @@ class CostContext:
 
 
 def make_unit(dev: DeviceSpec, count: int = 1, calibration: Optional[Calibration] = None,
-              mem_gb_s: Optional[float] = None, compute_fraction: float = 1.0) -> Unit:
+              mem_gb_s: Optional[float] = None, compute_fraction: float = 1.0, family: Optional[str] = None) -> Unit:
     """A unit from a device spec; ``count`` sockets/devices, ``compute_fraction`` of their cores
-    (a cloud VM that gets only some vCPUs of a socket)."""
-    eff = (calibration.for_device(dev.name, dev.efficiency_class) if calibration else None) or default_efficiency(dev.efficiency_class)
+    (a cloud VM that gets only some vCPUs of a socket); efficiencies for engine ``family``."""
+    eff = resolve_efficiency(dev.name, dev.efficiency_class, family, calibration)
     peaks = {k: v * compute_fraction for k, v in dev.compute.dense_tflops.items()}
     return Unit(name=dev.name, mem_gb_s=mem_gb_s or dev.memory.bandwidth_gb_s * count, peaks=peaks,
                 eff=eff, count=count, is_cpu=dev.kind == "cpu")
 
 
 def build_context(dep: Deployment, engine: EngineSpec, routing: RoutingProfile, placement: str,
-                  calibration: Optional[Calibration] = None, cache_experts_per_layer: Optional[float] = None
-                  ) -> CostContext:
+                  calibration: Optional[Calibration] = None, cache_experts_per_layer: Optional[float] = None,
+                  cpu_moe_layers: Optional[int] = None) -> CostContext:
     s = dep.system
     sockets = s.host.cpu.sockets
     frac = 1.0
@@ -172,9 +173,10 @@ def build_context(dep: Deployment, engine: EngineSpec, routing: RoutingProfile, 
         # Weights are first-touched into one NUMA node; threads on the other socket read them over
         # the socket link, so a NUMA-unaware engine streams at about one socket's bandwidth.
         dram_gb_s /= sockets
+    family = engine_family(engine.name)
     cpu = make_unit(dep.host_cpu, count=sockets, calibration=calibration, mem_gb_s=dram_gb_s,
-                    compute_fraction=frac)
-    accel = make_unit(dep.accelerator, calibration=calibration) if dep.accelerator else None
+                    compute_fraction=frac, family=family)
+    accel = make_unit(dep.accelerator, calibration=calibration, family=family) if dep.accelerator else None
     if s.interconnect is not None:
         link, lat = s.interconnect.bandwidth_gb_s, s.interconnect.latency_us
     elif dep.accelerator is not None and dep.accelerator.device_link is not None:
@@ -189,7 +191,8 @@ def build_context(dep: Deployment, engine: EngineSpec, routing: RoutingProfile, 
                        host_link_gb_s=host_link.bandwidth_gb_s if host_link else 25.0,
                        host_link_latency_us=host_link.latency_us if host_link else 10.0,
                        nvme_gb_s=s.host.nvme_bandwidth_gb_s or 2.0,
-                       cache_experts_per_layer=cache_experts_per_layer, dram_fraction_of_experts=dram_frac)
+                       cache_experts_per_layer=cache_experts_per_layer, dram_fraction_of_experts=dram_frac,
+                       cpu_moe_layers=cpu_moe_layers)
 
 
 def _add(ops: dict[str, Op], op: Op) -> None:
@@ -218,6 +221,33 @@ def _resource(unit: Unit, bytes_: float, flops: float, dtype: str, flop_eff: flo
     if t_cmp >= t_mem:
         return "cpu" if unit.is_cpu else "compute"
     return "dram" if unit.is_cpu else "hbm"
+
+
+def _collective_time(ctx: CostContext, unit: Unit, volume_bytes: float, ranks: int, ring: bool = False) -> float:
+    """Time of a collective moving ``volume_bytes`` per rank among ``ranks`` ranks.
+
+    Inside one box the volume crosses the scale-up link (NVLink/xGMI/PCIe).  When the group spans
+    boxes (``ranks`` > devices per node), an all-to-all sends the share of its volume addressed
+    to other boxes over the scale-out NIC, concurrently with the in-box share (the slower one
+    bounds it); a ring all-reduce runs at its slowest hop, the NIC.  Latency: the engine's
+    collective floor or log2(ranks) link hops, whichever is larger (2 phases for an all-to-all).
+    """
+    dep = ctx.dep
+    eff = unit.eff.link
+    per_node = dep.devices_per_node or ranks
+    lat_us = ctx.link_latency_us
+    if dep.nodes > 1 and ranks > per_node and dep.scale_out_gb_s:
+        lat_us = max(lat_us, dep.scale_out_latency_us or 0.0)
+        if ring:
+            t_bw = volume_bytes / (min(ctx.link_gb_s, dep.scale_out_gb_s) * GB * eff)
+        else:
+            remote = 1.0 - per_node / ranks
+            t_bw = max(volume_bytes * (1 - remote) / (ctx.link_gb_s * GB * eff),
+                       volume_bytes * remote / (dep.scale_out_gb_s * GB * eff))
+    else:
+        t_bw = volume_bytes / (ctx.link_gb_s * GB * eff)
+    alpha = max(unit.eff.collective_latency_us, lat_us * math.log2(max(2, ranks))) * 1e-6
+    return t_bw + (alpha if ring else 2 * alpha)
 
 
 def _layer_ops(ctx: CostContext, layer: Layer, moe_idx: Optional[int], phase: str, seqs: int, new_tokens: int,
@@ -328,7 +358,9 @@ def _layer_ops(ctx: CostContext, layer: Layer, moe_idx: Optional[int], phase: st
         acc["flops"] += 2.0 * T * m.top_k * m.expert_params
         acc["dense_flops"] += 2.0 * T * m.num_experts * m.expert_params
         per_expert_kernels = ctx.engine.moe_kernel == "per-expert"
-        if ctx.placement == "cpu-experts" and not on_cpu:
+        experts_on_cpu = ctx.placement == "cpu-experts" and not on_cpu and (
+            ctx.cpu_moe_layers is None or (moe_idx is not None and moe_idx < ctx.cpu_moe_layers))
+        if experts_on_cpu:
             dt, wo = ctx.cpu.compute_dtype(scheme.dtype_of("experts"))
             b = distinct * expert_bytes
             f = 2.0 * T * m.top_k * m.expert_params
@@ -396,15 +428,13 @@ def _layer_ops(ctx: CostContext, layer: Layer, moe_idx: Optional[int], phase: st
             # tokens live on different DP ranks: all-to-all dispatch and combine.  (With ep ≤ tp
             # every rank already holds all tokens and the TP all-reduce combines the experts.)
             vol = 2 * T * m.top_k * h * ACT_BYTES * (ep - 1) / ep  # dispatch + combine of this rank's tokens
-            alpha = max(unit.eff.collective_latency_us, ctx.link_latency_us * math.log2(ep)) * 1e-6
-            t = vol / (ctx.link_gb_s * GB * unit.eff.link) + 2 * alpha
+            t = _collective_time(ctx, unit, vol, ep)
             _add(ops, Op("ep_alltoall", "link", "interconnect", t, vol))
             gpu_time += t
     # --- TP all-reduces: after attention and after the FFN (ring)
     if tp > 1:
         msg = T * h * ACT_BYTES
-        alpha = max(unit.eff.collective_latency_us, ctx.link_latency_us * math.log2(tp)) * 1e-6
-        t = 2 * (2 * (tp - 1) / tp * msg / (ctx.link_gb_s * GB * unit.eff.link) + alpha)
+        t = 2 * _collective_time(ctx, unit, 2 * (tp - 1) / tp * msg, tp, ring=True)
         _add(ops, Op("tp_allreduce", "link", "interconnect", t, 2 * msg))
         gpu_time += t
     # --- kernel launches

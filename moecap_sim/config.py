@@ -1,0 +1,113 @@
+"""One serving configuration, built once (from the CLI or the API) and passed to ``predict``.
+
+Every field carries its help text (``metadata["help"]``) so the CLI, the API docs and the
+published-validation cases share one description.  Units are in the names: lengths in tokens,
+prices in USD.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field, fields
+from typing import Any, Optional, Union
+
+from moecap_sim.errors import UserError
+
+Batch = Union[int, str]  # a positive int or "max"
+
+
+def _flag(name: str) -> str:
+    """The CLI flag of a field (``input_len`` → ``--input-len``), so API and CLI errors agree."""
+    return "--" + name.replace("_", "-")
+
+
+def _f(default: Any, help_text: str) -> Any:
+    return field(default=default, metadata={"help": help_text})
+
+
+@dataclass(frozen=True)
+class ServingConfig:
+    """What to serve, where, and how: the single input of the cost model."""
+
+    model: str = _f("", "Catalog model name/alias, or a path to a HF config.json.")
+    hw: str = _f("", "System name (`moecap-sim hw list`) or a path to a system YAML.")
+    precision: Optional[str] = _f(None, "Weight precision (bf16, fp8, int4, nvfp4, mxfp4, GGUF presets such as "
+                                        "q4_k_m); default: the model's native checkpoint.")
+    kv_dtype: Optional[str] = _f(None, "KV-cache dtype (bf16, fp16, fp8); default bf16.")
+    engine: Optional[str] = _f(None, "Engine preset (vllm, sglang, trtllm, ktransformers, moe-infinity, llama.cpp, hf).")
+    tp: Optional[int] = _f(None, "Tensor-parallel size (default: every accelerator not used by PP/DP).")
+    ep: int = _f(1, "Expert-parallel size (ranks among TP×DP).")
+    pp: int = _f(1, "Pipeline-parallel stages.")
+    dp: int = _f(1, "Data-parallel replicas (attention-DP ranks with --attention-dp).")
+    nodes: int = _f(1, "Identical boxes of --hw joined by the system's scale-out network.")
+    attention_dp: bool = _f(False, "Attention data-parallel + expert-parallel MoE over every device (SGLang "
+                                   "--enable-dp-attention, TRT-LLM attention DP, vLLM DP+EP).")
+    batch: Batch = _f(1, "Concurrent sequences system-wide, or 'max' (KV-limited, up to the engine cap).")
+    input_len: int = _f(1024, "Prompt tokens per request.")
+    output_len: int = _f(256, "Generated tokens per request.")
+    offload: str = _f("auto", "auto | none | expert-cache | cpu-experts | cpu-only | nvme.")
+    n_cpu_moe: Optional[int] = _f(None, "llama.cpp --n-cpu-moe: routed experts of this many layers stay in host "
+                                        "DRAM and run on the CPU; the rest on the GPU (cpu-experts placement).")
+    max_num_seqs: Optional[int] = _f(None, "Engine scheduler cap on concurrent sequences per replica (default: "
+                                           "the engine preset's).")
+    max_num_batched_tokens: Optional[int] = _f(None, "Engine cap on tokens per forward pass (prefill chunk).")
+    mtp_draft_tokens: int = _f(0, "Speculative decoding (MTP/EAGLE): draft tokens proposed per step.")
+    mtp_acceptance: float = _f(0.7, "Speculative decoding: probability each successive draft token is accepted.")
+    gpu_memory_utilization: float = _f(0.9, "Fraction of device memory the engine may use.")
+    pricing: str = _f("on-demand", "on-demand | spot | owned.")
+    calibration: Optional[Any] = _f(None, "Calibration file (`moecap-sim calibrate`), or a Calibration object; "
+                                          "replaces the fitted/default efficiency factors.")
+    amortize_years: float = _f(3.0, "Owned pricing: years to amortise the purchase over.")
+    usd_per_kwh: float = _f(0.10, "Owned pricing: electricity price, USD per kWh.")
+    pue: float = _f(1.3, "Owned pricing: data-centre power usage effectiveness.")
+
+    def __post_init__(self) -> None:
+        b = self.batch
+        if isinstance(b, str) and b != "max":
+            try:
+                object.__setattr__(self, "batch", int(b))
+            except ValueError:
+                raise UserError(f"--batch must be a positive integer or 'max', got '{b}'") from None
+        if self.batch != "max" and int(self.batch) < 1:
+            raise UserError(f"--batch must be ≥ 1, got {self.batch}")
+        for name in ("input_len", "output_len", "nodes", "ep", "pp", "dp"):
+            v = getattr(self, name)
+            if not isinstance(v, int) or v < 1:
+                raise UserError(f"{_flag(name)} must be an integer ≥ 1, got {v!r}")
+        if self.input_len > 10_000_000 or self.output_len > 10_000_000:
+            raise UserError(f"--input-len/--output-len above 10M tokens ({self.input_len}, {self.output_len})")
+        for name in ("max_num_seqs", "max_num_batched_tokens", "tp"):
+            v = getattr(self, name)
+            if v is not None and (not isinstance(v, int) or v < 1):
+                raise UserError(f"{_flag(name)} must be an integer ≥ 1, got {v!r}")
+        if self.n_cpu_moe is not None and self.n_cpu_moe < 0:
+            raise UserError(f"--n-cpu-moe must be ≥ 0, got {self.n_cpu_moe}")
+        if not 0 <= self.mtp_draft_tokens <= 16:
+            raise UserError(f"--mtp-draft-tokens must be in 0..16, got {self.mtp_draft_tokens}")
+        if not (math.isfinite(self.mtp_acceptance) and 0.0 <= self.mtp_acceptance <= 1.0):
+            raise UserError(f"--mtp-acceptance must be in [0, 1], got {self.mtp_acceptance}")
+        for name, lo in (("amortize_years", 1e-9), ("usd_per_kwh", 0.0), ("pue", 1.0), ("gpu_memory_utilization", 0.05)):
+            v = getattr(self, name)
+            if not (isinstance(v, (int, float)) and math.isfinite(v) and v >= lo):
+                raise UserError(f"{_flag(name)} must be a finite number ≥ {lo:g}, got {v!r}")
+
+    @classmethod
+    def from_kwargs(cls, model: str, hw: str, **kwargs: Any) -> "ServingConfig":
+        """Build from keyword arguments, naming unknown ones with close matches."""
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(kwargs) - known)
+        if unknown:
+            from moecap_sim.errors import close_matches
+
+            hints = [f"{u} (did you mean {', '.join(close_matches(u, known))}?)" if close_matches(u, known) else u
+                     for u in unknown]
+            raise UserError(f"unknown serving option(s): {', '.join(hints)}")
+        return cls(model=model, hw=hw, **kwargs)
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+def field_help(name: str) -> str:
+    """The help text of a :class:`ServingConfig` field (for CLI options)."""
+    return next(f.metadata["help"] for f in fields(ServingConfig) if f.name == name)

@@ -1,0 +1,205 @@
+"""Fit efficiency factors on the published measurements, with honest held-out error.
+
+Which factors: per *fit group* — the efficiency class of the unit that does a case's main work
+(the accelerator; the host CPU for ``cpu-only`` and ``cpu-experts`` placements) × the engine's
+kernel family (:data:`moecap_sim.perf.efficiency.ENGINE_FAMILIES`) — two physically bounded
+numbers: ``bw`` (achieved fraction of datasheet memory bandwidth) and ``flop`` (achieved
+fraction of the dense tensor peak).  Bounds: ``bw`` ∈ [0.30, 1.00], ``flop`` ∈ [0.15, 1.00]; a
+factor that lands on a bound is reported (``at_bound``): the model lacks a term there.
+
+How: every case is predicted once per point of a fixed grid over (bw, flop) for its group (the
+other units keep their documented priors), so each fit — the full one and every
+cross-validation fold — is an argmin of the reliability-weighted mean squared log error over
+that table, and k-fold cross-validation costs nothing more.  A group is fitted only with at
+least :data:`MIN_CASES` cases from at least :data:`MIN_SOURCES` distinct sources (never a
+factor from a single row); other groups keep their priors.  Held-out error: each case is
+predicted with the factors fitted on the folds that exclude it (cases of unfitted groups are
+predicted by their priors in both columns).
+
+The result is written to ``moecap_sim/perf/fitted_efficiency.json`` (factors, per-group
+in-sample and held-out error, the cross-validated residual bands per class that ``predict``
+reports as its uncertainty) and becomes the default.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Optional
+
+import numpy as np
+
+from moecap_sim.perf.efficiency import FITTED_PATH, Calibration
+from moecap_sim.validation.published import CLASSES, Case, CaseResult, _signed_ratio, load_cases, predict_case
+
+BW_GRID = tuple(round(x, 3) for x in np.linspace(0.30, 1.00, 11))
+FLOP_GRID = tuple(round(x, 3) for x in np.linspace(0.15, 1.00, 11))
+MIN_CASES = 4
+MIN_SOURCES = 2
+FOLDS = 5
+PRIOR = Calibration(by_key={}, path="documented priors", exclusive=True)
+
+
+def _group_of(case: Case) -> Optional[str]:
+    """``class@family`` of the unit doing the main work of ``case``, from a prior prediction."""
+    from moecap_sim.catalog.hardware import devices
+    from moecap_sim.perf.efficiency import engine_family
+    from moecap_sim.predict import predict
+
+    args = dict(case.predict)
+    r = predict_case(case, predict_fn=lambda m, h, **kw: _remember(predict(m, h, **kw), args), calibration=None)
+    if r.predicted is None:
+        return None
+    res = args["_result"]
+    hw = res["hardware"]
+    on_cpu = r.placement in ("cpu-only", "cpu-experts") or hw["accelerator"] is None
+    dev = devices().get(hw["host_cpu"] if on_cpu else hw["accelerator"])
+    return f"{dev.efficiency_class}@{engine_family(res['engine'])}"
+
+
+def _remember(res: dict, box: dict) -> dict:
+    box["_result"] = res
+    return res
+
+
+@dataclass
+class GroupTable:
+    group: str
+    cases: list[Case]
+    log_err: np.ndarray  # [cases, bw, flop] log(pred/meas), nan where refused
+
+    def loss(self, idx: np.ndarray) -> np.ndarray:
+        """Weighted mean squared log error over cases ``idx`` for every grid point."""
+        w = np.array([self.cases[i].weight for i in idx])[:, None, None]
+        e = self.log_err[idx]
+        ok = np.isfinite(e)
+        num = np.where(ok, w * e ** 2, 0.0).sum(axis=0)
+        den = np.where(ok, w, 0.0).sum(axis=0)
+        # a grid point that refuses a case the prior could run is penalised as a 100% error
+        miss = (~ok).sum(axis=0)
+        return (num + miss * math.log(2.0) ** 2) / np.maximum(den, 1e-9)
+
+    def best(self, idx: np.ndarray) -> tuple[int, int]:
+        L = self.loss(idx)
+        i, j = np.unravel_index(int(np.nanargmin(L)), L.shape)
+        return int(i), int(j)
+
+
+def _calibration(group: str, bw: float, flop: float) -> Calibration:
+    return Calibration(by_key={group: {"bw": bw, "flop": flop}}, path=f"fit grid {group} bw={bw} flop={flop}",
+                       exclusive=True)
+
+
+def build_tables(cases: list[Case], progress: Optional[Callable[[str], None]] = None) -> tuple[dict, dict]:
+    """Group the cases and predict each on the (bw, flop) grid of its group."""
+    groups: dict[str, list[Case]] = {}
+    group_of: dict[str, Optional[str]] = {}
+    for c in cases:
+        g = _group_of(c)
+        group_of[c.id] = g
+        if g:
+            groups.setdefault(g, []).append(c)
+    tables = {}
+    for g, cs in sorted(groups.items()):
+        if len(cs) < MIN_CASES or len({c.source for c in cs}) < MIN_SOURCES:
+            continue
+        if progress:
+            progress(f"{g}: {len(cs)} cases × {len(BW_GRID) * len(FLOP_GRID)} grid points")
+        err = np.full((len(cs), len(BW_GRID), len(FLOP_GRID)), np.nan)
+        for i, bw in enumerate(BW_GRID):
+            for j, fl in enumerate(FLOP_GRID):
+                cal = _calibration(g, bw, fl)
+                for k, c in enumerate(cs):
+                    r = predict_case(c, calibration=cal)
+                    if r.ratio is not None:
+                        err[k, i, j] = math.log(r.ratio)
+        tables[g] = GroupTable(g, cs, err)
+    return tables, group_of
+
+
+def _folds(n: int, k: int) -> list[np.ndarray]:
+    """Deterministic interleaved folds (case i → fold i mod k)."""
+    return [np.arange(f, n, k) for f in range(min(k, n))]
+
+
+def fit(cases_path: Optional[str] = None, progress: Optional[Callable[[str], None]] = None) -> dict:
+    """Fit every eligible group; returns the content of ``fitted_efficiency.json``."""
+    cases = load_cases(cases_path)
+    tables, group_of = build_tables(cases, progress)
+    groups_out = {}
+    cv_pred: dict[str, tuple[float, float]] = {}  # case id → (bw, flop) held out
+    for g, t in tables.items():
+        n = len(t.cases)
+        i, j = t.best(np.arange(n))
+        bw, fl = BW_GRID[i], FLOP_GRID[j]
+        held = np.full(n, np.nan)
+        for test in _folds(n, FOLDS):
+            train = np.setdiff1d(np.arange(n), test)
+            ti, tj = t.best(train)
+            for k in test:
+                held[k] = t.log_err[k, ti, tj]
+                cv_pred[t.cases[k].id] = (BW_GRID[ti], FLOP_GRID[tj])
+        ins = t.log_err[np.arange(n), i, j]
+        at_bound = [name for name, v, grid in (("bw", bw, BW_GRID), ("flop", fl, FLOP_GRID))
+                    if v in (grid[0], grid[-1])]
+        groups_out[g] = {
+            "factors": {"bw": bw, "flop": fl}, "n": n, "sources": len({c.source for c in t.cases}),
+            "cases": [c.id for c in t.cases],
+            "in_sample_mape": _mape(ins), "cross_validated_mape": _mape(held),
+            "at_bound": at_bound,
+            "note": ("a factor sits on its physical bound: the model lacks a term for this group"
+                     if at_bound else "interior optimum"),
+        }
+    return {"version": 1, "method": __doc__.split("\n\n")[1].replace("\n", " "), "grid": {"bw": BW_GRID, "flop": FLOP_GRID},
+            "folds": FOLDS, "min_cases": MIN_CASES, "min_sources": MIN_SOURCES, "groups": groups_out,
+            "case_groups": group_of, "cv_factors": {k: {"bw": v[0], "flop": v[1]} for k, v in cv_pred.items()}}
+
+
+def _mape(log_err: np.ndarray) -> Optional[float]:
+    e = log_err[np.isfinite(log_err)]
+    return None if not e.size else float(100 * np.mean(np.abs(np.exp(e) - 1.0)))
+
+
+def cross_validated_results(cases: list[Case], fit_data: Optional[dict] = None) -> list[CaseResult]:
+    """Each case predicted with the factors fitted without it (from ``fit_data``, default the
+    shipped fit); cases of unfitted groups with their priors."""
+    data = fit_data if fit_data is not None else load_fit()
+    out = []
+    for c in cases:
+        f = (data or {}).get("cv_factors", {}).get(c.id)
+        g = (data or {}).get("case_groups", {}).get(c.id)
+        cal = _calibration(g, f["bw"], f["flop"]) if (f and g) else PRIOR
+        out.append(predict_case(c, calibration=cal))
+    return out
+
+
+def load_fit() -> Optional[dict]:
+    return json.loads(FITTED_PATH.read_text(encoding="utf-8")) if FITTED_PATH.is_file() else None
+
+
+def residual_bands(results: list[CaseResult]) -> dict:
+    """Per class (and overall) p10/p90 of predicted/measured from held-out predictions, oriented
+    so that a band multiplies a *throughput* (latencies are inverted)."""
+    out = {}
+    for cls in CLASSES + ("all",):
+        rs = [r for r in results if r.ratio is not None and (cls == "all" or r.case.cls == cls)]
+        if len(rs) < 3:
+            continue
+        ratios = np.array([_signed_ratio(r.case.metric, r.ratio) for r in rs])
+        out[cls] = {"n": len(rs), "p10_ratio": float(np.percentile(ratios, 10)),
+                    "p90_ratio": float(np.percentile(ratios, 90)),
+                    "median_ratio": float(np.median(ratios)),
+                    "mape": float(100 * np.mean(np.abs(ratios - 1.0)))}
+    return out
+
+
+def write_fit(data: dict, path: Path = FITTED_PATH) -> Path:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(data, indent=1) + "\n", encoding="utf-8")
+    tmp.replace(path)
+    from moecap_sim.perf.efficiency import fitted_defaults
+
+    fitted_defaults.cache_clear()
+    return path
