@@ -58,6 +58,16 @@ class Attention:
             return 0.0
         return float(self.num_kv_heads * (self.head_dim + self.v_head_dim))
 
+    def kv_elems_per_token_per_rank(self, tp: int) -> float:
+        """KV elements one TP rank stores per token — the one home of this rule: GQA/MHA heads
+        split over TP but never below one KV head per rank (replicated when kv_heads < TP); the
+        MLA latent has no head axis and is replicated on every rank; linear attention has none."""
+        if self.kind == "mla":
+            return self.kv_elems_per_token()
+        if self.kind == "linear":
+            return 0.0
+        return float(max(1, math.ceil(self.num_kv_heads / tp)) * (self.head_dim + self.v_head_dim))
+
 
 @dataclass(frozen=True)
 class MoE:

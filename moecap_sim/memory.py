@@ -122,11 +122,7 @@ def kv_bytes_per_sequence_per_device(dep: Deployment, context: int) -> float:
         if a.kind == "linear":
             total += a.state_elems * 4.0 / par.tp  # fp32 state, heads split over TP
             continue
-        if a.kind == "mla":
-            elems = a.kv_elems_per_token()  # latent replicated on every TP rank
-        else:
-            heads_per_rank = max(1, math.ceil(a.num_kv_heads / par.tp))
-            elems = heads_per_rank * (a.head_dim + a.v_head_dim)
+        elems = a.kv_elems_per_token_per_rank(par.tp)
         tokens = min(context, a.window) if a.window else context
         if a.cross_attention_params:
             tokens += context  # encoder-decoder: cross-attention KV over the input

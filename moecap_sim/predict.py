@@ -248,7 +248,8 @@ def predict_with_context(model: Union[str, ServingConfig], hw: Optional[str] = N
         "requests_per_s": sv.requests_per_s,
         "s_mbu": dec["s_mbu"], "s_mfu": dec["s_mfu"], "mbu": dec["mbu"], "mfu": dec["mfu"],
         "bottleneck": {"decode": dec["bottleneck"], "prefill": pre["bottleneck"]},
-        "phases": {"decode": {**dec, "step_time_s": sv.decode_step_s, "batch_per_replica": sv.batch_per_replica},
+        "phases": {"decode": {**dec, "step_time_s": sv.decode_step_s, "decode_only_step_s": sv.decode_only_step_s,
+                              "batch_per_replica": sv.batch_per_replica},
                    "prefill": pre},
     })
     result["workload"]["batch_per_replica"] = sv.batch_per_replica

@@ -43,7 +43,7 @@ class Speculation:
 class Serving:
     batch_per_replica: int
     ttft_s: float
-    decode_step_s: float
+    decode_step_s: float  # one steady-state pass (decode tokens + the prefill chunk riding with them)
     tpot_s: float  # as a client measures it (interleaved prefills included)
     e2e_s: float
     prefill_tokens_per_s: float  # whole system
@@ -55,6 +55,7 @@ class Serving:
     decode: StepBreakdown
     phase_metrics: dict
     decode_time_fraction: float
+    decode_only_step_s: float = 0.0  # the same decode batch without any prefill in the pass
 
 
 def prefill_latency(ctx: CostContext, input_len: int) -> tuple[float, StepBreakdown]:
@@ -95,15 +96,47 @@ def phase_utilisation(ctx: CostContext, sb: StepBreakdown) -> dict:
     }
 
 
-def _decode_step(ctx: CostContext, micro: int, context: float, spec: Optional[Speculation]) -> tuple[float, StepBreakdown]:
-    """Seconds per *emitted token* step of one decode micro-batch, and the target pass's breakdown.
-    With speculation, the target pass verifies ``1 + k`` tokens per sequence and the draft head
-    (one extra decoder layer, as DeepSeek's MTP module) runs ``k`` times at one token."""
+@dataclass(frozen=True)
+class Chunk:
+    """Prefill work riding in a decode pass: ``seqs`` prompts × ``tokens`` each after ``context``."""
+
+    seqs: int = 0
+    tokens: int = 0
+    context: float = 0.0
+
+    @property
+    def total(self) -> int:
+        return self.seqs * self.tokens
+
+
+def _prefill_chunk(tokens: float, input_len: int) -> Chunk:
+    """``tokens`` prefill tokens per pass as whole prompts (when a pass holds several) or a slice
+    of one prompt at its mean offset (each token then attends to ~input_len/2 tokens)."""
+    t = int(round(tokens))
+    if t <= 0:
+        return Chunk()
+    if t >= input_len:
+        return Chunk(seqs=max(1, t // input_len), tokens=input_len, context=0.0)
+    return Chunk(seqs=1, tokens=t, context=max(0.0, (input_len - t) / 2.0))
+
+
+def _decode_step(ctx: CostContext, micro: int, context: float, spec: Optional[Speculation],
+                 chunk: Chunk = Chunk()) -> tuple[float, StepBreakdown]:
+    """Seconds per *emitted token* of one decode micro-batch (with ``chunk`` of prefill riding in
+    the same pass), and the target pass's breakdown.  With speculation, the target pass
+    verifies ``1 + k`` tokens per sequence and the draft head (one extra decoder layer, as
+    DeepSeek's MTP module) runs ``k`` times at one token."""
+    def target(new_tokens: int) -> StepBreakdown:
+        if not chunk.total:
+            return step_time(ctx, "decode", micro, new_tokens, context)
+        return step_time(ctx, "decode", micro, new_tokens, context, prefill_tokens=chunk.total,
+                         prefill_seqs=chunk.seqs, prefill_context=chunk.context)
+
     if spec is None:
-        sb = step_time(ctx, "decode", micro, 1, context)
+        sb = target(1)
         return sb.time_s, sb
     k = spec.draft_tokens
-    sb = step_time(ctx, "decode", micro, 1 + k, context)
+    sb = target(1 + k)
     one = step_time(ctx, "decode", micro, 1, context)
     layers = max(1, len(ctx.dep.model.arch.layers))
     fixed = ctx.engine.scheduler_overhead_ms * 1e-3
@@ -113,34 +146,53 @@ def _decode_step(ctx: CostContext, micro: int, context: float, spec: Optional[Sp
 
 def serve(ctx: CostContext, batch_per_replica: int, input_len: int, output_len: int,
           speculation: Optional[Speculation] = None) -> Serving:
-    """Steady-state serving metrics for ``batch_per_replica`` concurrent sequences."""
+    """Steady-state serving metrics for ``batch_per_replica`` concurrent sequences.
+
+    Continuous batching with chunked prefill (vLLM V1, SGLang, TRT-LLM, llama-server): every
+    pass carries one token of each decoding sequence plus a prefill chunk, weights read once for
+    both.  In steady state requests finish at ``d / output_len`` per pass, so prompts must be
+    prefilled at the same rate: ``p = d · input_len / output_len`` prefill tokens per pass,
+    within the engine's token budget (``d + p ≤ max_num_batched_tokens``, which caps the
+    decoding sequences at ``budget · output_len / (input_len + output_len)``).  A client's TPOT
+    is the pass time with the *other* requests' prefills (``(d − 1)/d`` of the chunk).
+    Static batching (HF generate, MoE-Infinity): prefill the batch, then decode it.
+    """
     dep = ctx.dep
     par = dep.parallelism
     replicas = par.dp
     B = max(1, batch_per_replica)
-    ttft, prefill_sb = prefill_latency(ctx, input_len)
-    # batched prefill throughput: a full chunk of prompts
-    chunk = ctx.engine.max_num_batched_tokens
-    per = min(input_len, chunk)
-    n = max(1, min(B, chunk // per)) if ctx.engine.batching == "continuous" else B
+    ttft, _ = prefill_latency(ctx, input_len)
+    # batched prefill throughput: a full chunk of prompts (the prefill phase's own metrics)
+    budget = ctx.engine.max_num_batched_tokens
+    per = min(input_len, budget)
+    n = max(1, min(B, budget // per)) if ctx.engine.batching == "continuous" else B
     full = step_time(ctx, "prefill", n, per, 0)
     prefill_tps_replica = n * per / full.time_s
-    prefill_per_request = input_len / prefill_tps_replica
-    # decode with PP micro-batches
-    micro = max(1, math.ceil(B / par.pp))
-    step, decode_sb = _decode_step(ctx, micro, input_len + output_len / 2.0, speculation)
+    context = input_len + output_len / 2.0
     if ctx.engine.batching == "continuous":
-        cycle = output_len * step + B * prefill_per_request
-        tpot = (output_len * step + (B - 1) * prefill_per_request) / output_len
+        d = max(1, min(B, int(budget * output_len / (input_len + output_len))))
+        micro = max(1, math.ceil(d / par.pp))
+        p_pass = micro * input_len / output_len  # prefill tokens per pass in steady state
+        step, decode_sb = _decode_step(ctx, micro, context, speculation, _prefill_chunk(p_pass, input_len))
+        tpot, _ = _decode_step(ctx, micro, context, speculation,
+                               _prefill_chunk(p_pass * (micro - 1) / micro, input_len)) if micro > 1 else \
+            _decode_step(ctx, micro, context, speculation)
+        out_tps = replicas * d / step if par.pp == 1 else replicas * micro * par.pp / step
+        decode_fraction = 1.0 - min(1.0, p_pass / max(1.0, p_pass + micro))
+        B = d
     else:  # static batches: prefill the whole batch, then decode it
+        micro = max(1, math.ceil(B / par.pp))
+        step, decode_sb = _decode_step(ctx, micro, context, speculation)
+        prefill_per_request = input_len / prefill_tps_replica
         cycle = output_len * step + ttft + (B - 1) * prefill_per_request
         tpot = step
-    out_tps = replicas * B * output_len / cycle
-    req_s = replicas * B / cycle
-    decode_fraction = output_len * step / cycle
+        out_tps = replicas * B * output_len / cycle
+        decode_fraction = output_len * step / cycle
+    req_s = out_tps / output_len
     return Serving(batch_per_replica=B, ttft_s=ttft, decode_step_s=step, tpot_s=tpot, e2e_s=ttft + output_len * tpot,
                    prefill_tokens_per_s=replicas * prefill_tps_replica, output_tokens_per_s=out_tps,
                    total_tokens_per_s=req_s * (input_len + output_len), per_user_tokens_per_s=1.0 / tpot,
                    requests_per_s=req_s, prefill=full, decode=decode_sb,
                    phase_metrics={"prefill": phase_utilisation(ctx, full), "decode": phase_utilisation(ctx, decode_sb)},
-                   decode_time_fraction=decode_fraction)
+                   decode_time_fraction=decode_fraction,
+                   decode_only_step_s=_decode_step(ctx, micro, context, speculation)[0])

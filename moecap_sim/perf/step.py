@@ -250,9 +250,45 @@ def _collective_time(ctx: CostContext, unit: Unit, volume_bytes: float, ranks: i
     return t_bw + (alpha if ring else 2 * alpha)
 
 
+def _attention_core(ctx: CostContext, a, phase: str, seqs: int, new_tokens: int, context: float,
+                    tp: int) -> tuple[float, float]:
+    """(bytes, FLOPs) per device of scores + values for ``seqs`` sequences adding ``new_tokens``
+    each on top of ``context`` cached tokens.  Decode reads the whole (windowed) context of every
+    sequence; prefill reads the chunk's span and does causal FLOPs; linear attention reads and
+    writes its recurrent state."""
+    dep = ctx.dep
+    T = seqs * new_tokens
+    if a.kind == "linear":
+        return seqs * a.state_elems * 4.0 * 2 / tp, 4.0 * T * a.state_elems / tp
+    kv_elems_dev = a.kv_elems_per_token_per_rank(tp)
+    if a.kind == "mla" and phase == "decode":  # absorbed: scores and values against the latent
+        per_ctx_flops = 2.0 * a.num_heads * (2 * a.kv_lora_rank + a.qk_rope_head_dim)
+    else:
+        per_ctx_flops = 2.0 * a.num_heads * (a.head_dim + a.v_head_dim)
+    if phase == "decode":
+        ctx_eff = min(context, a.window) if a.window else context
+        # an unfused decode attention (scores and values as two batched GEMMs, e.g. absorbed MLA
+        # in eager PyTorch) streams the cache once per GEMM; fused kernels read it once
+        passes = ctx.engine.decode_kv_passes.get(a.kind, 1)
+        kv_read = seqs * ctx_eff * kv_elems_dev * dep.kv_bytes * passes
+        flops = T * per_ctx_flops * ctx_eff / tp
+    else:
+        span = min(context + new_tokens, a.window) if a.window else context + new_tokens
+        kv_read = seqs * span * kv_elems_dev * dep.kv_bytes
+        causal = (min(context, a.window) if a.window else context) + new_tokens / 2.0
+        flops = T * per_ctx_flops * causal / tp
+    if a.cross_attention_params:
+        kv_read *= 2
+        flops *= 2
+    return kv_read, flops
+
+
 def _layer_ops(ctx: CostContext, layer: Layer, moe_idx: Optional[int], phase: str, seqs: int, new_tokens: int,
-               context: float, ops: dict[str, Op], acc: dict) -> float:
-    """Append one layer's operators; return the layer's time on the critical path."""
+               context: float, ops: dict[str, Op], acc: dict, prefill_tokens: int = 0,
+               prefill_context: float = 0.0, prefill_seqs: int = 1) -> float:
+    """Append one layer's operators; return the layer's time on the critical path.  A mixed pass
+    (``prefill_tokens`` > 0) carries a prefill chunk in the same forward as the decode tokens:
+    every weight is read once for both, GEMMs and experts see all tokens."""
     dep = ctx.dep
     par = dep.parallelism
     arch = dep.model.arch
@@ -261,7 +297,7 @@ def _layer_ops(ctx: CostContext, layer: Layer, moe_idx: Optional[int], phase: st
     on_cpu = unit is ctx.cpu
     tp = 1 if on_cpu else par.tp
     h = arch.hidden_size
-    T = seqs * new_tokens
+    T = seqs * new_tokens + prefill_tokens
     a = layer.attention
     gpu_time = 0.0
     overlap_ok = _overlaps(ctx, unit)
@@ -293,37 +329,14 @@ def _layer_ops(ctx: CostContext, layer: Layer, moe_idx: Optional[int], phase: st
     act_dtype = unit.compute_dtype("bf16")[0]
     # --- attention projections
     weight_gemm("attn_proj", a.params, "attention", tp, extra_bytes=T * 4 * h * ACT_BYTES / tp)
-    # --- attention core (scores + values over the KV cache)
-    if a.kind == "linear":
-        state = seqs * a.state_elems * 4.0 * 2 / tp
-        gpu_time += run("attn_core", state, 4.0 * T * a.state_elems / tp, dtype=act_dtype, kvbytes=state,
-                        flop_eff=unit.eff.attention)
-        acc["kv"] += state * tp
-    else:
-        ctx_eff = min(context, a.window) if a.window else context
-        if a.kind == "mla":
-            kv_elems_dev = a.kv_elems_per_token()  # latent replicated on each TP rank
-            per_ctx_flops = 2.0 * a.num_heads * (2 * a.kv_lora_rank + a.qk_rope_head_dim) if phase == "decode" \
-                else 2.0 * a.num_heads * (a.head_dim + a.v_head_dim)
-        else:
-            kv_elems_dev = max(1, math.ceil(a.num_kv_heads / tp)) * (a.head_dim + a.v_head_dim)
-            per_ctx_flops = 2.0 * a.num_heads * (a.head_dim + a.v_head_dim)
-        if phase == "decode":
-            # an unfused decode attention (scores and values as two batched GEMMs, e.g. absorbed
-            # MLA in eager PyTorch) streams the cache once per GEMM; fused kernels read it once
-            passes = ctx.engine.decode_kv_passes.get(a.kind, 1)
-            kv_read = seqs * ctx_eff * kv_elems_dev * dep.kv_bytes * passes
-            flops = seqs * per_ctx_flops * ctx_eff / tp
-        else:
-            span = min(context + new_tokens, a.window) if a.window else context + new_tokens
-            kv_read = seqs * span * kv_elems_dev * dep.kv_bytes
-            causal = (min(context, a.window) if a.window else context) + new_tokens / 2.0
-            flops = seqs * new_tokens * per_ctx_flops * causal / tp
-        if a.cross_attention_params:
-            kv_read *= 2
-            flops *= 2
-        gpu_time += run("attn_core", kv_read, flops, dtype=act_dtype, kvbytes=kv_read, flop_eff=unit.eff.attention)
-        acc["kv"] += kv_read * tp
+    # --- attention core (scores + values over the KV cache); a mixed pass adds its prefill chunk
+    kv_read, flops = _attention_core(ctx, a, phase, seqs, new_tokens, context, tp)
+    if prefill_tokens:
+        kv_p, flops_p = _attention_core(ctx, a, "prefill", prefill_seqs, prefill_tokens // max(1, prefill_seqs),
+                                        prefill_context, tp)
+        kv_read, flops = kv_read + kv_p, flops + flops_p
+    gpu_time += run("attn_core", kv_read, flops, dtype=act_dtype, kvbytes=kv_read, flop_eff=unit.eff.attention)
+    acc["kv"] += kv_read * tp
     # --- FFN part
     m = layer.moe
     elementwise = T * h * ACT_BYTES * 10  # residual stream is replicated on every TP rank
@@ -453,9 +466,12 @@ def _layer_ops(ctx: CostContext, layer: Layer, moe_idx: Optional[int], phase: st
     return gpu_time
 
 
-def step_time(ctx: CostContext, phase: str, seqs: int, new_tokens: int, context: float) -> StepBreakdown:
+def step_time(ctx: CostContext, phase: str, seqs: int, new_tokens: int, context: float,
+              prefill_tokens: int = 0, prefill_context: float = 0.0, prefill_seqs: int = 1) -> StepBreakdown:
     """Time of one forward pass of one replica: ``seqs`` sequences, each adding ``new_tokens``
-    tokens (1 in decode) on top of ``context`` tokens already in its KV cache (mean)."""
+    tokens (1 in decode) on top of ``context`` tokens already in its KV cache (mean).  In
+    decode, ``prefill_tokens`` of ``prefill_seqs`` prompt chunks (each after ``prefill_context``
+    tokens of its prompt) may ride in the same pass (chunked prefill mixed with decode: vLLM V1, SGLang, TRT-LLM)."""
     if phase not in ("prefill", "decode"):
         raise ValueError(phase)
     dep = ctx.dep
@@ -474,7 +490,8 @@ def step_time(ctx: CostContext, phase: str, seqs: int, new_tokens: int, context:
             idx = moe_idx
             moe_idx += 1
             n_moe += 1
-        total += _layer_ops(ctx, layer, idx, phase, seqs, new_tokens, context, ops, acc)
+        total += _layer_ops(ctx, layer, idx, phase, seqs, new_tokens, context, ops, acc, prefill_tokens,
+                            prefill_context, prefill_seqs)
     unit = ctx.main
     on_cpu = unit is ctx.cpu
     tp = 1 if on_cpu else par.tp
@@ -493,14 +510,15 @@ def step_time(ctx: CostContext, phase: str, seqs: int, new_tokens: int, context:
     acc["dense_flops"] += 2.0 * seqs * head_params
     # pipeline hand-offs between stages
     if par.pp > 1 and not on_cpu:
-        msg = seqs * new_tokens * h * ACT_BYTES
+        msg = (seqs * new_tokens + prefill_tokens) * h * ACT_BYTES
         t = (par.pp - 1) * (msg / (ctx.link_gb_s * GB * unit.eff.link) + ctx.link_latency_us * 1e-6)
         _add(ops, Op("pp_send", "link", "interconnect", t, msg))
         total += t
     t = ctx.engine.scheduler_overhead_ms * 1e-3
     _add(ops, Op("scheduler", "cpu", "overhead", t))
     total += t
-    return StepBreakdown(phase=phase, seqs=seqs, tokens=seqs * new_tokens, context=context, time_s=total, ops=ops,
+    return StepBreakdown(phase=phase, seqs=seqs, tokens=seqs * new_tokens + prefill_tokens, context=context,
+                         time_s=total, ops=ops,
                          weight_bytes_total=acc["w"], kv_bytes_total=acc["kv"], flops_total=acc["flops"],
                          dense_weight_bytes_total=acc["dense_w"], dense_flops_total=acc["dense_flops"],
                          host_bytes_total=acc["host"], distinct_experts_per_layer=acc["distinct"] / max(1, n_moe),
