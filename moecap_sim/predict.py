@@ -159,7 +159,7 @@ def predict_with_context(model: Union[str, ServingConfig], hw: Optional[str] = N
     eng_fixed = _with_overrides(get_engine(cfg.engine), cfg) if cfg.engine else None
     if eng_fixed is not None:
         wanted = {dep.scheme.dtype_of(g) for g in ("experts", "attention")}
-        unsupported = sorted(wanted - set(eng_fixed.weight_precisions))
+        unsupported = sorted(d for d in wanted if not eng_fixed.serves(d))
         if unsupported:
             raise UserError(f"engine {eng_fixed.name} does not serve {', '.join(unsupported)} weights "
                             f"(supported: {', '.join(eng_fixed.weight_precisions)}); choose --precision accordingly")
@@ -230,7 +230,7 @@ def predict_with_context(model: Union[str, ServingConfig], hw: Optional[str] = N
         notes.append("offload auto: chose " + strategy + " — fastest of " +
                      ", ".join(f"{s} ({t:.3g} output tok/s)" for t, s, *_ in evaluated))
     opt = next(o for o in plan.options if o.strategy == strategy)
-    missing = sorted({dep.scheme.dtype_of(g) for g in ("experts", "attention")} - set(eng.weight_precisions))
+    missing = sorted(d for d in {dep.scheme.dtype_of(g) for g in ("experts", "attention")} if not eng.serves(d))
     if missing and eng_fixed is None:
         notes.append(f"{eng.name} (chosen for the {strategy} placement) has no {', '.join(missing)} weight path; "
                      f"the prediction keeps {', '.join(missing)}-sized weights — in practice convert the checkpoint "

@@ -41,6 +41,15 @@ class EngineSpec(BaseModel):
     overlap_mem_compute: bool = True
     sources: dict[str, str]
 
+    def serves(self, dtype: str) -> bool:
+        """Whether the engine has a weight path for ``dtype``; ``gguf`` in ``weight_precisions``
+        stands for every ggml block type (q4_k, iq1_s, ...)."""
+        if dtype in self.weight_precisions:
+            return True
+        from moecap_sim.precision import GGML_BLOCKS
+
+        return "gguf" in self.weight_precisions and dtype in GGML_BLOCKS
+
 
 @functools.lru_cache(maxsize=None)
 def engines() -> Registry:

@@ -37,7 +37,10 @@ from moecap_sim.specs.hardware import DeviceSpec
 
 GB = 1e9
 ACT_BYTES = 2.0  # 16-bit activations
-_FALLBACK = {"fp4": ["fp4", "fp8", "bf16", "fp16", "fp32"], "fp8": ["fp8", "bf16", "fp16", "fp32"],
+#: compute dtype a weight format falls back to on a device without its native path.  FP4 weights
+#: on pre-Blackwell GPUs run as W4A16 (vLLM/SGLang Marlin and Triton mxfp4 MoE kernels dequantize
+#: to 16-bit; there is no FP4→FP8 tensor path), FP8 on Ampere as W8A16 (Marlin FP8).
+_FALLBACK = {"fp4": ["fp4", "bf16", "fp16", "fp32"], "fp8": ["fp8", "bf16", "fp16", "fp32"],
              "int8": ["int8", "bf16", "fp16", "fp32"], "bf16": ["bf16", "fp16", "fp32"],
              "fp16": ["fp16", "bf16", "fp32"], "fp32": ["fp32", "tf32", "bf16", "fp16"]}
 

@@ -4,8 +4,11 @@ Which factors: per *fit group* — the efficiency class of the unit that does a 
 (the accelerator; the host CPU for ``cpu-only`` and ``cpu-experts`` placements) × the engine's
 kernel family (:data:`moecap_sim.perf.efficiency.ENGINE_FAMILIES`) — two physically bounded
 numbers: ``bw`` (achieved fraction of datasheet memory bandwidth) and ``flop`` (achieved
-fraction of the dense tensor peak).  Bounds: ``bw`` ∈ [0.30, 1.00], ``flop`` ∈ [0.15, 1.00]; a
-factor that lands on a bound is reported (``at_bound``): the model lacks a term there.
+fraction of the dense tensor peak), and one fixed cost: ``kernel_scale``, the per-kernel time
+(launch gap, minimum kernel duration, per-op dispatch on a CPU) relative to the class's
+documented prior.  Bounds: ``bw`` ∈ [0.30, 1.00], ``flop`` ∈ [0.15, 1.00], ``kernel_scale`` ∈
+[0.5, 16]; a factor that lands on a bound is reported (``at_bound``): the model lacks a term
+there.
 
 How: every case is predicted once per point of a fixed grid over (bw, flop) for its group (the
 other units keep their documented priors), so each fit — the full one and every
@@ -34,8 +37,9 @@ import numpy as np
 from moecap_sim.perf.efficiency import FITTED_PATH, Calibration
 from moecap_sim.validation.published import CLASSES, Case, CaseResult, _signed_ratio, load_cases, predict_case
 
-BW_GRID = tuple(round(x, 3) for x in np.linspace(0.30, 1.00, 11))
-FLOP_GRID = tuple(round(x, 3) for x in np.linspace(0.15, 1.00, 11))
+BW_GRID = tuple(round(x, 3) for x in np.linspace(0.30, 1.00, 8))
+FLOP_GRID = tuple(round(x, 3) for x in np.linspace(0.15, 1.00, 8))
+KERNEL_GRID = (0.5, 1.0, 2.0, 4.0, 8.0, 16.0)
 MIN_CASES = 4
 MIN_SOURCES = 2
 FOLDS = 5
@@ -49,7 +53,7 @@ def _group_of(case: Case) -> Optional[str]:
     from moecap_sim.predict import predict
 
     args = dict(case.predict)
-    r = predict_case(case, predict_fn=lambda m, h, **kw: _remember(predict(m, h, **kw), args), calibration=None)
+    r = predict_case(case, predict_fn=lambda m, h, **kw: _remember(predict(m, h, **kw), args), calibration=PRIOR)
     if r.predicted is None:
         return None
     res = args["_result"]
@@ -68,32 +72,40 @@ def _remember(res: dict, box: dict) -> dict:
 class GroupTable:
     group: str
     cases: list[Case]
-    log_err: np.ndarray  # [cases, bw, flop] log(pred/meas), nan where refused
+    log_err: np.ndarray  # [cases, bw, flop, kernel] log(pred/meas), nan where refused
 
     def loss(self, idx: np.ndarray) -> np.ndarray:
         """Weighted mean squared log error over cases ``idx`` for every grid point."""
-        w = np.array([self.cases[i].weight for i in idx])[:, None, None]
+        w = np.array([self.cases[i].weight for i in idx])[:, None, None, None]
         e = self.log_err[idx]
         ok = np.isfinite(e)
         num = np.where(ok, w * e ** 2, 0.0).sum(axis=0)
-        den = np.where(ok, w, 0.0).sum(axis=0)
-        # a grid point that refuses a case the prior could run is penalised as a 100% error
-        miss = (~ok).sum(axis=0)
-        return (num + miss * math.log(2.0) ** 2) / np.maximum(den, 1e-9)
+        # a grid point that refuses a case the prior could run counts as a factor-2 error
+        num = num + np.where(ok, 0.0, w * math.log(2.0) ** 2).sum(axis=0)
+        return num / w.sum()
 
-    def best(self, idx: np.ndarray) -> tuple[int, int]:
+    def best(self, idx: np.ndarray) -> tuple[int, int, int]:
         L = self.loss(idx)
-        i, j = np.unravel_index(int(np.nanargmin(L)), L.shape)
-        return int(i), int(j)
+        i, j, k = np.unravel_index(int(np.nanargmin(L)), L.shape)
+        return int(i), int(j), int(k)
 
 
-def _calibration(group: str, bw: float, flop: float) -> Calibration:
-    return Calibration(by_key={group: {"bw": bw, "flop": flop}}, path=f"fit grid {group} bw={bw} flop={flop}",
-                       exclusive=True)
+def factors(group: str, bw: float, flop: float, kernel_scale: float) -> dict:
+    """Calibration values of one grid point (kernel times scale the class's documented prior)."""
+    from moecap_sim.perf.efficiency import default_efficiency
+
+    prior = default_efficiency(group.split("@")[0])
+    return {"bw": bw, "flop": flop, "kernel_launch_us": round(prior.kernel_launch_us * kernel_scale, 4),
+            "graph_kernel_us": round(prior.graph_kernel_us * kernel_scale, 4)}
+
+
+def _calibration(group: str, bw: float, flop: float, kernel_scale: float) -> Calibration:
+    return Calibration(by_key={group: factors(group, bw, flop, kernel_scale)},
+                       path=f"fit grid {group} bw={bw} flop={flop} kernel×{kernel_scale}", exclusive=True)
 
 
 def build_tables(cases: list[Case], progress: Optional[Callable[[str], None]] = None) -> tuple[dict, dict]:
-    """Group the cases and predict each on the (bw, flop) grid of its group."""
+    """Group the cases and predict each on the (bw, flop, kernel) grid of its group."""
     groups: dict[str, list[Case]] = {}
     group_of: dict[str, Optional[str]] = {}
     for c in cases:
@@ -102,19 +114,21 @@ def build_tables(cases: list[Case], progress: Optional[Callable[[str], None]] = 
         if g:
             groups.setdefault(g, []).append(c)
     tables = {}
+    shape = (len(BW_GRID), len(FLOP_GRID), len(KERNEL_GRID))
     for g, cs in sorted(groups.items()):
         if len(cs) < MIN_CASES or len({c.source for c in cs}) < MIN_SOURCES:
             continue
         if progress:
-            progress(f"{g}: {len(cs)} cases × {len(BW_GRID) * len(FLOP_GRID)} grid points")
-        err = np.full((len(cs), len(BW_GRID), len(FLOP_GRID)), np.nan)
+            progress(f"{g}: {len(cs)} cases × {int(np.prod(shape))} grid points")
+        err = np.full((len(cs),) + shape, np.nan)
         for i, bw in enumerate(BW_GRID):
             for j, fl in enumerate(FLOP_GRID):
-                cal = _calibration(g, bw, fl)
-                for k, c in enumerate(cs):
-                    r = predict_case(c, calibration=cal)
-                    if r.ratio is not None:
-                        err[k, i, j] = math.log(r.ratio)
+                for k, ks in enumerate(KERNEL_GRID):
+                    cal = _calibration(g, bw, fl, ks)
+                    for n, c in enumerate(cs):
+                        r = predict_case(c, calibration=cal)
+                        if r.ratio is not None:
+                            err[n, i, j, k] = math.log(r.ratio)
         tables[g] = GroupTable(g, cs, err)
     return tables, group_of
 
@@ -124,37 +138,41 @@ def _folds(n: int, k: int) -> list[np.ndarray]:
     return [np.arange(f, n, k) for f in range(min(k, n))]
 
 
+def _point(i: int, j: int, k: int) -> tuple[float, float, float]:
+    return BW_GRID[i], FLOP_GRID[j], KERNEL_GRID[k]
+
+
 def fit(cases_path: Optional[str] = None, progress: Optional[Callable[[str], None]] = None) -> dict:
     """Fit every eligible group; returns the content of ``fitted_efficiency.json``."""
     cases = load_cases(cases_path)
     tables, group_of = build_tables(cases, progress)
     groups_out = {}
-    cv_pred: dict[str, tuple[float, float]] = {}  # case id → (bw, flop) held out
+    cv_point: dict[str, tuple[float, float, float]] = {}  # case id → grid point fitted without it
     for g, t in tables.items():
         n = len(t.cases)
-        i, j = t.best(np.arange(n))
-        bw, fl = BW_GRID[i], FLOP_GRID[j]
+        best = t.best(np.arange(n))
         held = np.full(n, np.nan)
         for test in _folds(n, FOLDS):
             train = np.setdiff1d(np.arange(n), test)
-            ti, tj = t.best(train)
-            for k in test:
-                held[k] = t.log_err[k, ti, tj]
-                cv_pred[t.cases[k].id] = (BW_GRID[ti], FLOP_GRID[tj])
-        ins = t.log_err[np.arange(n), i, j]
-        at_bound = [name for name, v, grid in (("bw", bw, BW_GRID), ("flop", fl, FLOP_GRID))
-                    if v in (grid[0], grid[-1])]
+            fold_best = t.best(train)
+            for c in test:
+                held[c] = t.log_err[(c,) + fold_best]
+                cv_point[t.cases[c].id] = _point(*fold_best)
+        ins = np.array([t.log_err[(c,) + best] for c in range(n)])
+        bw, fl, ks = _point(*best)
+        at_bound = [name for name, v, grid in (("bw", bw, BW_GRID), ("flop", fl, FLOP_GRID),
+                                               ("kernel_scale", ks, KERNEL_GRID)) if v in (grid[0], grid[-1])]
         groups_out[g] = {
-            "factors": {"bw": bw, "flop": fl}, "n": n, "sources": len({c.source for c in t.cases}),
-            "cases": [c.id for c in t.cases],
-            "in_sample_mape": _mape(ins), "cross_validated_mape": _mape(held),
-            "at_bound": at_bound,
-            "note": ("a factor sits on its physical bound: the model lacks a term for this group"
-                     if at_bound else "interior optimum"),
+            "factors": factors(g, bw, fl, ks), "kernel_scale": ks, "n": n,
+            "sources": len({c.source for c in t.cases}), "cases": [c.id for c in t.cases],
+            "in_sample_mape": _mape(ins), "cross_validated_mape": _mape(held), "at_bound": at_bound,
+            "note": ("a factor sits on its bound: the model lacks a term for this group" if at_bound
+                     else "interior optimum"),
         }
-    return {"version": 1, "method": __doc__.split("\n\n")[1].replace("\n", " "), "grid": {"bw": BW_GRID, "flop": FLOP_GRID},
+    return {"version": 1, "method": " ".join(__doc__.split("\n\n")[1].split()),
+            "grid": {"bw": BW_GRID, "flop": FLOP_GRID, "kernel_scale": KERNEL_GRID},
             "folds": FOLDS, "min_cases": MIN_CASES, "min_sources": MIN_SOURCES, "groups": groups_out,
-            "case_groups": group_of, "cv_factors": {k: {"bw": v[0], "flop": v[1]} for k, v in cv_pred.items()}}
+            "case_groups": group_of, "cv_points": {k: list(v) for k, v in cv_point.items()}}
 
 
 def _mape(log_err: np.ndarray) -> Optional[float]:
@@ -168,9 +186,9 @@ def cross_validated_results(cases: list[Case], fit_data: Optional[dict] = None) 
     data = fit_data if fit_data is not None else load_fit()
     out = []
     for c in cases:
-        f = (data or {}).get("cv_factors", {}).get(c.id)
+        f = (data or {}).get("cv_points", {}).get(c.id)
         g = (data or {}).get("case_groups", {}).get(c.id)
-        cal = _calibration(g, f["bw"], f["flop"]) if (f and g) else PRIOR
+        cal = _calibration(g, *f) if (f and g) else PRIOR
         out.append(predict_case(c, calibration=cal))
     return out
 
