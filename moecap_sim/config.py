@@ -51,6 +51,8 @@ class ServingConfig:
     max_num_seqs: Optional[int] = _f(None, "Engine scheduler cap on concurrent sequences per replica (default: "
                                            "the engine preset's).")
     max_num_batched_tokens: Optional[int] = _f(None, "Engine cap on tokens per forward pass (prefill chunk).")
+    max_tpot_s: Optional[float] = _f(None, "Operating point: the largest batch whose client TPOT (s) stays within "
+                                           "this (SLO-bound serving; 1/target per-user tok/s).")
     mtp_draft_tokens: int = _f(0, "Speculative decoding (MTP/EAGLE): draft tokens proposed per step.")
     mtp_acceptance: float = _f(0.7, "Speculative decoding: probability each successive draft token is accepted.")
     gpu_memory_utilization: float = _f(0.9, "Fraction of device memory the engine may use.")
@@ -86,6 +88,8 @@ class ServingConfig:
             raise UserError(f"--mtp-draft-tokens must be in 0..16, got {self.mtp_draft_tokens}")
         if not (math.isfinite(self.mtp_acceptance) and 0.0 <= self.mtp_acceptance <= 1.0):
             raise UserError(f"--mtp-acceptance must be in [0, 1], got {self.mtp_acceptance}")
+        if self.max_tpot_s is not None and not (math.isfinite(self.max_tpot_s) and 0 < self.max_tpot_s <= 3600):
+            raise UserError(f"--max-tpot-s must be a positive number of seconds, got {self.max_tpot_s!r}")
         for name, lo in (("amortize_years", 1e-9), ("usd_per_kwh", 0.0), ("pue", 1.0), ("gpu_memory_utilization", 0.05)):
             v = getattr(self, name)
             if not (isinstance(v, (int, float)) and math.isfinite(v) and v >= lo):

@@ -82,7 +82,31 @@ def evaluate(dep: Deployment, engine: EngineSpec, placement: str, plan: MemoryPl
                         cpu_moe_layers=opt.cpu_moe_layers if opt else None)
     b = _batch_per_replica(batch, seqs, d, engine, notes)
     spec = Speculation(cfg.mtp_draft_tokens, cfg.mtp_acceptance) if cfg is not None and cfg.mtp_draft_tokens else None
-    return serve(ctx, b, input_len, output_len, speculation=spec), ctx
+    sv = serve(ctx, b, input_len, output_len, speculation=spec)
+    if cfg is not None and cfg.max_tpot_s is not None and sv.tpot_s > cfg.max_tpot_s:
+        sv = _largest_batch_within(ctx, b, input_len, output_len, spec, cfg.max_tpot_s, notes) or sv
+    return sv, ctx
+
+
+def _largest_batch_within(ctx, b_max: int, input_len: int, output_len: int, spec, max_tpot_s: float,
+                          notes: list) -> Optional[Serving]:
+    """The largest concurrency (per replica, ≤ ``b_max``) whose client TPOT stays within
+    ``max_tpot_s`` — the operating point of an SLO-bound server (MLPerf Server, InferenceX
+    'throughput at N tok/s per user').  TPOT grows with the batch, so bisect."""
+    lo, hi, best = 1, b_max, None
+    while lo <= hi:
+        mid = (lo + hi) // 2
+        sv = serve(ctx, mid, input_len, output_len, speculation=spec)
+        if sv.tpot_s <= max_tpot_s:
+            best, lo = sv, mid + 1
+        else:
+            hi = mid - 1
+    if best is None:
+        notes.append(f"--max-tpot-s {max_tpot_s:g}: even one sequence decodes slower than that; batch 1 reported")
+        return None
+    notes.append(f"--max-tpot-s {max_tpot_s:g}: {best.batch_per_replica} sequences per replica is the largest "
+                 f"batch within the TPOT target")
+    return best
 
 
 def predict(model: Union[str, ServingConfig], hw: Optional[str] = None, **options: Any) -> dict[str, Any]:

@@ -127,6 +127,7 @@ def predict_cmd(
     max_num_seqs: Optional[int] = typer.Option(None, "--max-num-seqs", help=field_help("max_num_seqs")),
     max_num_batched_tokens: Optional[int] = typer.Option(None, "--max-num-batched-tokens",
                                                          help=field_help("max_num_batched_tokens")),
+    max_tpot_s: Optional[float] = typer.Option(None, "--max-tpot-s", help=field_help("max_tpot_s")),
     mtp_draft_tokens: int = typer.Option(0, "--mtp-draft-tokens", help=field_help("mtp_draft_tokens")),
     mtp_acceptance: float = typer.Option(0.7, "--mtp-acceptance", help=field_help("mtp_acceptance")),
     gpu_memory_utilization: float = typer.Option(0.9, "--gpu-memory-utilization", help="Fraction of device memory the engine may use."),
@@ -147,7 +148,8 @@ def predict_cmd(
     cfg = ServingConfig(model=model, hw=hw, precision=precision, kv_dtype=kv_dtype, engine=engine, tp=tp, ep=ep,
                         pp=pp, dp=dp, nodes=nodes, attention_dp=attention_dp, batch=batch, input_len=input_len,
                         output_len=output_len, offload=offload, n_cpu_moe=n_cpu_moe, max_num_seqs=max_num_seqs,
-                        max_num_batched_tokens=max_num_batched_tokens, mtp_draft_tokens=mtp_draft_tokens,
+                        max_num_batched_tokens=max_num_batched_tokens, max_tpot_s=max_tpot_s,
+                        mtp_draft_tokens=mtp_draft_tokens,
                         mtp_acceptance=mtp_acceptance, gpu_memory_utilization=gpu_memory_utilization,
                         pricing=pricing, calibration=calibration, amortize_years=amortize_years,
                         usd_per_kwh=usd_per_kwh, pue=pue)
