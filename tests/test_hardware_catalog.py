@@ -165,9 +165,9 @@ def test_amx_rule(name):
     assert d.peak_tflops("fp32") == pytest.approx(d.cpu.cores * 64 * d.cpu.base_ghz / 1000, rel=1e-3)
 
 
-AMPERE_OR_OLDER = ["a10g", "a10", "t4", "rtx-a6000", "rtx-a5000", "a100-40gb-pcie", "a100-80gb-pcie",
+AMPERE_OR_OLDER = ["a10g", "a10", "t4", "rtx-3090", "rtx-2080", "rtx-a6000", "rtx-a5000", "a100-40gb-pcie", "a100-80gb-pcie",
                    "a100-40gb-sxm", "a100-80gb-sxm"]
-FP4_CAPABLE = {"b200", "gb200", "rtx-pro-6000", "mi355x"}
+FP4_CAPABLE = {"b200", "gb200", "gb300", "rtx-pro-6000", "rtx-5090", "mi355x"}  # Blackwell (incl. Ultra, GeForce) and MI355X
 
 
 @pytest.mark.parametrize("name", AMPERE_OR_OLDER)

@@ -203,6 +203,26 @@ class Host(_Strict):
     check_w = field_validator("host_power_w", mode="before")(_qty("watts", 0.0, 100_000.0))
 
 
+class ScaleOut(_Strict):
+    """The network joining N identical boxes (``predict --nodes N``): InfiniBand, RoCE, EFA or a
+    rack-to-rack NVLink/InfiniBand fabric.  ``bandwidth_gb_s`` is per accelerator per direction
+    (e.g. one 400 Gb/s ConnectX-7 NIC per GPU = 50 GB/s)."""
+
+    fabric: str
+    bandwidth_gb_s: float
+    latency_us: float
+
+    check_bw = field_validator("bandwidth_gb_s", mode="before")(_qty("bandwidth_gb_s", 0.0, 100_000.0))
+
+    @field_validator("latency_us", mode="before")
+    @classmethod
+    def _lat(cls, v):
+        x = parse_quantity(v, "seconds") * 1e6 if isinstance(v, str) else float(v)
+        if not (0 < x <= 100_000):
+            raise ValueError(f"{x:g} µs is outside the plausible range (0, 100000]")
+        return x
+
+
 class Pricing(_Strict):
     provider: Optional[str] = None
     instance: Optional[str] = None
@@ -234,6 +254,7 @@ class SystemSpec(_Strict):
     accelerators: Optional[AcceleratorGroup] = None
     host: Host
     interconnect: Optional[Link] = None  # accelerator-to-accelerator inside the box
+    scale_out: Optional[ScaleOut] = None  # box-to-box network, for multi-node deployments
     pricing: Pricing
     measured: bool = False
     notes: Optional[str] = None
