@@ -42,6 +42,10 @@ class ServingConfig:
     nodes: int = _f(1, "Identical boxes of --hw joined by the system's scale-out network.")
     attention_dp: bool = _f(False, "Attention data-parallel + expert-parallel MoE over every device (SGLang "
                                    "--enable-dp-attention, TRT-LLM attention DP, vLLM DP+EP).")
+    disaggregated: bool = _f(False, "Prefill/decode disaggregation: decode passes carry no prefill (other nodes "
+                                    "prefill); output tok/s is the decode pool's, prefill tok/s the prefill pool's.")
+    overlap_comm: bool = _f(False, "Two-batch overlap of the EP all-to-all with compute (SGLang "
+                                   "--enable-two-batch-overlap, vLLM --enable-dbo, DeepSeek's two micro-batches).")
     batch: Batch = _f(1, "Concurrent sequences system-wide, or 'max' (KV-limited, up to the engine cap).")
     input_len: int = _f(1024, "Prompt tokens per request.")
     output_len: int = _f(256, "Generated tokens per request.")

@@ -79,24 +79,26 @@ def evaluate(dep: Deployment, engine: EngineSpec, placement: str, plan: MemoryPl
     d = dep if placement != "cpu-only" else replace(dep, parallelism=replace(dep.parallelism, tp=1, pp=1, ep=1, dp=1))
     ctx = build_context(d, engine, routing, placement, calibration,
                         cache_experts_per_layer=opt.expert_cache_experts_per_layer if opt else None,
-                        cpu_moe_layers=opt.cpu_moe_layers if opt else None)
+                        cpu_moe_layers=opt.cpu_moe_layers if opt else None,
+                        overlap_comm=bool(cfg and cfg.overlap_comm))
     b = _batch_per_replica(batch, seqs, d, engine, notes)
     spec = Speculation(cfg.mtp_draft_tokens, cfg.mtp_acceptance) if cfg is not None and cfg.mtp_draft_tokens else None
-    sv = serve(ctx, b, input_len, output_len, speculation=spec)
+    disagg = bool(cfg and cfg.disaggregated)
+    sv = serve(ctx, b, input_len, output_len, speculation=spec, disaggregated=disagg)
     if cfg is not None and cfg.max_tpot_s is not None and sv.tpot_s > cfg.max_tpot_s:
-        sv = _largest_batch_within(ctx, b, input_len, output_len, spec, cfg.max_tpot_s, notes) or sv
+        sv = _largest_batch_within(ctx, b, input_len, output_len, spec, cfg.max_tpot_s, notes, disagg) or sv
     return sv, ctx
 
 
 def _largest_batch_within(ctx, b_max: int, input_len: int, output_len: int, spec, max_tpot_s: float,
-                          notes: list) -> Optional[Serving]:
+                          notes: list, disaggregated: bool = False) -> Optional[Serving]:
     """The largest concurrency (per replica, ≤ ``b_max``) whose client TPOT stays within
     ``max_tpot_s`` — the operating point of an SLO-bound server (MLPerf Server, InferenceX
     'throughput at N tok/s per user').  TPOT grows with the batch, so bisect."""
     lo, hi, best = 1, b_max, None
     while lo <= hi:
         mid = (lo + hi) // 2
-        sv = serve(ctx, mid, input_len, output_len, speculation=spec)
+        sv = serve(ctx, mid, input_len, output_len, speculation=spec, disaggregated=disaggregated)
         if sv.tpot_s <= max_tpot_s:
             best, lo = sv, mid + 1
         else:

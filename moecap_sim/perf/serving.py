@@ -145,7 +145,7 @@ def _decode_step(ctx: CostContext, micro: int, context: float, spec: Optional[Sp
 
 
 def serve(ctx: CostContext, batch_per_replica: int, input_len: int, output_len: int,
-          speculation: Optional[Speculation] = None) -> Serving:
+          speculation: Optional[Speculation] = None, disaggregated: bool = False) -> Serving:
     """Steady-state serving metrics for ``batch_per_replica`` concurrent sequences.
 
     Continuous batching with chunked prefill (vLLM V1, SGLang, TRT-LLM, llama-server): every
@@ -156,6 +156,9 @@ def serve(ctx: CostContext, batch_per_replica: int, input_len: int, output_len: 
     decoding sequences at ``budget · output_len / (input_len + output_len)``).  A client's TPOT
     is the pass time with the *other* requests' prefills (``(d − 1)/d`` of the chunk).
     Static batching (HF generate, MoE-Infinity): prefill the batch, then decode it.
+    Disaggregated (prefill and decode on separate pools): decode passes carry no prefill; the
+    output rate is the decode pool's and ``prefill_tokens_per_s`` the prefill pool's, each for
+    the devices of this system.
     """
     dep = ctx.dep
     par = dep.parallelism
@@ -169,7 +172,13 @@ def serve(ctx: CostContext, batch_per_replica: int, input_len: int, output_len: 
     full = step_time(ctx, "prefill", n, per, 0)
     prefill_tps_replica = n * per / full.time_s
     context = input_len + output_len / 2.0
-    if ctx.engine.batching == "continuous":
+    if disaggregated:
+        micro = max(1, math.ceil(B / par.pp))
+        step, decode_sb = _decode_step(ctx, micro, context, speculation)
+        tpot = step
+        out_tps = replicas * micro * par.pp / step
+        decode_fraction = 1.0
+    elif ctx.engine.batching == "continuous":
         d = max(1, min(B, int(budget * output_len / (input_len + output_len))))
         micro = max(1, math.ceil(d / par.pp))
         p_pass = micro * input_len / output_len  # prefill tokens per pass in steady state

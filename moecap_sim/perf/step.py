@@ -145,6 +145,7 @@ class CostContext:
     cache_experts_per_layer: Optional[float] = None
     dram_fraction_of_experts: float = 1.0
     cpu_moe_layers: Optional[int] = None  # cpu-experts: MoE layers (the first ones) whose experts the CPU runs
+    overlap_comm: bool = False  # two-batch overlap of EP all-to-all with compute
 
     @property
     def main(self) -> Unit:
@@ -164,7 +165,7 @@ def make_unit(dev: DeviceSpec, count: int = 1, calibration: Optional[Calibration
 
 def build_context(dep: Deployment, engine: EngineSpec, routing: RoutingProfile, placement: str,
                   calibration: Optional[Calibration] = None, cache_experts_per_layer: Optional[float] = None,
-                  cpu_moe_layers: Optional[int] = None) -> CostContext:
+                  cpu_moe_layers: Optional[int] = None, overlap_comm: bool = False) -> CostContext:
     s = dep.system
     sockets = s.host.cpu.sockets
     frac = 1.0
@@ -195,7 +196,7 @@ def build_context(dep: Deployment, engine: EngineSpec, routing: RoutingProfile, 
                        host_link_latency_us=host_link.latency_us if host_link else 10.0,
                        nvme_gb_s=s.host.nvme_bandwidth_gb_s or 2.0,
                        cache_experts_per_layer=cache_experts_per_layer, dram_fraction_of_experts=dram_frac,
-                       cpu_moe_layers=cpu_moe_layers)
+                       cpu_moe_layers=cpu_moe_layers, overlap_comm=overlap_comm)
 
 
 def _add(ops: dict[str, Op], op: Op) -> None:
@@ -253,6 +254,37 @@ def _collective_time(ctx: CostContext, unit: Unit, volume_bytes: float, ranks: i
     return t_bw + (alpha if ring else 2 * alpha)
 
 
+def _ep_alltoall_time(ctx: CostContext, unit: Unit, tokens: float, top_k: int, hidden: int, ep: int,
+                      dispatch_bytes: float) -> tuple[float, float]:
+    """(seconds, bytes sent per rank) of one MoE layer's dispatch + combine over ``ep`` ranks.
+
+    Dispatch sends each token's hidden state to every rank that holds one of its ``top_k``
+    experts, in the dtype the expert GEMM consumes (FP8 for W8A8/FP4 experts: DeepEP and the
+    engines built on it quantize before dispatch); combine returns BF16.  Across boxes a token
+    crosses the scale-out NIC once per destination *node* (DeepEP's internode kernels forward
+    inside the node over NVLink): E[distinct remote nodes] = (n−1)(1 − (1 − 1/n)^k) for k experts
+    spread over n nodes.  In-box and cross-box shares run concurrently; the slower bounds it.
+    """
+    dep = ctx.dep
+    eff = unit.eff.link
+    per_elem = (dispatch_bytes + ACT_BYTES) * hidden
+    per_node = min(ep, dep.devices_per_node) if dep.nodes > 1 and dep.devices_per_node else ep
+    n = max(1, math.ceil(ep / per_node))
+    local_copies = top_k * (per_node - 1) / ep
+    intra = tokens * per_elem * local_copies
+    lat_us = ctx.link_latency_us
+    if n > 1 and dep.scale_out_gb_s:
+        remote_nodes = (n - 1) * (1.0 - (1.0 - 1.0 / n) ** top_k)
+        inter = tokens * per_elem * remote_nodes
+        lat_us = max(lat_us, dep.scale_out_latency_us or 0.0)
+        t_bw = max(intra / (ctx.link_gb_s * GB * eff), inter / (dep.scale_out_gb_s * GB * eff))
+    else:
+        inter = 0.0
+        t_bw = intra / (ctx.link_gb_s * GB * eff)
+    alpha = max(unit.eff.collective_latency_us, lat_us * math.log2(max(2, ep))) * 1e-6
+    return t_bw + 2 * alpha, intra + inter
+
+
 def _attention_core(ctx: CostContext, a, phase: str, seqs: int, new_tokens: int, context: float,
                     tp: int) -> tuple[float, float]:
     """(bytes, FLOPs) per device of scores + values for ``seqs`` sequences adding ``new_tokens``
@@ -303,6 +335,7 @@ def _layer_ops(ctx: CostContext, layer: Layer, moe_idx: Optional[int], phase: st
     T = seqs * new_tokens + prefill_tokens
     a = layer.attention
     gpu_time = 0.0
+    layer_start = 0.0
     overlap_ok = _overlaps(ctx, unit)
 
     def run(name, bytes_, flops, dtype_group=None, dtype=None, wbytes=0.0, kvbytes=0.0, flop_eff=None, bw_eff=None,
@@ -443,10 +476,16 @@ def _layer_ops(ctx: CostContext, layer: Layer, moe_idx: Optional[int], phase: st
         if ep > tp and not on_cpu:
             # tokens live on different DP ranks: all-to-all dispatch and combine.  (With ep ≤ tp
             # every rank already holds all tokens and the TP all-reduce combines the experts.)
-            vol = 2 * T * m.top_k * h * ACT_BYTES * (ep - 1) / ep  # dispatch + combine of this rank's tokens
-            t = _collective_time(ctx, unit, vol, ep)
+            dispatch_bytes = 1.0 if unit.compute_dtype(scheme.dtype_of("experts"))[0] in ("fp8", "fp4") else ACT_BYTES
+            t, vol = _ep_alltoall_time(ctx, unit, T, m.top_k, h, ep, dispatch_bytes)
             _add(ops, Op("ep_alltoall", "link", "interconnect", t, vol))
-            gpu_time += t
+            if ctx.overlap_comm:
+                # two-batch overlap: one micro-batch's dispatch/combine hides under the other's compute
+                hidden = min(t, gpu_time - layer_start)
+                acc["saved"] += hidden
+                gpu_time += t - hidden
+            else:
+                gpu_time += t
     # --- TP all-reduces: after attention and after the FFN (ring)
     if tp > 1:
         msg = T * h * ACT_BYTES
