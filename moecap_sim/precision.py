@@ -160,6 +160,8 @@ class WeightScheme:
         for g in GROUPS:
             by_dtype.setdefault(self.dtype_of(g), []).append(g)
         parts = "; ".join(f"{d}: {', '.join(gs)}" for d, gs in by_dtype.items())
+        if self.mixed_bytes:  # GGUF presets: the effective bits per weight of the mixed groups
+            parts += "; effective bpw " + ", ".join(f"{g} {8 * b:.2f}" for g, b in self.mixed_bytes)
         return f"{self.name} ({parts})"
 
 

@@ -55,3 +55,8 @@ def test_presets_resolve_and_keep_api():
     # a raw block type is still a uniform precision, and the native path is unchanged
     assert uniform_scheme("q4_k").experts == "q4_k"
     assert resolve_scheme("fp8", None).experts == "fp8"
+
+
+def test_describe_shows_effective_bits():
+    d = resolve_scheme("bf16", "q4_k_m").describe()
+    assert d.startswith("gguf q4_k_m (") and "experts 4.84" in d
