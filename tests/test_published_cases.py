@@ -1,6 +1,7 @@
 """validation/published/cases.yaml: one runnable case per row of the published-measurements CSV."""
 
 import csv
+import dataclasses
 import math
 from pathlib import Path
 
@@ -10,6 +11,7 @@ import yaml
 from moecap_sim.catalog.engines import engines
 from moecap_sim.catalog.hardware import systems
 from moecap_sim.catalog.models import get_model
+from moecap_sim.config import ServingConfig
 from moecap_sim.precision import KV_BYTES, resolve_scheme
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -19,9 +21,9 @@ CSV_PATH = ROOT.parent / "shared" / "reference" / "published_measurements.csv"
 CLASSES = {"gpu-throughput", "gpu-latency", "gpu-cluster", "cpu", "hybrid", "offload", "apple"}
 METRICS = {"output_tokens_per_s", "total_tokens_per_s", "prefill_tokens_per_s", "per_user_tokens_per_s",
            "tpot_s", "ttft_s", "e2e_s"}
-PREDICT_KEYS = {"model", "hw", "precision", "kv_dtype", "engine", "tp", "ep", "pp", "dp", "batch", "input_len",
-                "output_len", "offload", "max_num_seqs", "max_num_batched_tokens", "nodes", "attention_dp", "mtp",
-                "n_cpu_moe", "gpu_layers", "threads", "numa"}
+# every ServingConfig field, plus the keys recorded for provenance (mtp maps to mtp_draft_tokens/
+# mtp_acceptance; gpu_layers, threads and numa are not serving options yet)
+PREDICT_KEYS = {f.name for f in dataclasses.fields(ServingConfig)} | {"mtp", "gpu_layers", "threads", "numa"}
 OFFLOADS = {"auto", "none", "expert-cache", "cpu-experts", "cpu-only", "nvme"}
 NUMA = {"one-socket", "two-socket", "replicated"}
 CASE_KEYS = {"id", "class", "reliability", "source", "measured", "predict", "exact", "note", "refused_reason"}

@@ -37,6 +37,11 @@ class EngineSpec(BaseModel):
     kernels_per_expert: int = Field(default=3, gt=0, le=200)
     #: times an unfused decode attention streams the KV cache, per attention kind (default once)
     decode_kv_passes: dict[str, int] = {}
+    #: kernels a layer launches beyond ``kernels_per_layer`` (a GQA attention block and a plain
+    #: MoE/dense FFN) for heavier blocks: ``mla`` (q/kv down- and up-projections, their norms,
+    #: split-KV decode + combine), ``linear`` (linear-attention conv/state kernels),
+    #: ``shared_experts`` (gate-up, activation, down)
+    extra_kernels: dict[str, int] = {}
     #: False for CPU GEMMs that repack plain-layout weights before multiplying (time = mem + compute)
     overlap_mem_compute: bool = True
     sources: dict[str, str]

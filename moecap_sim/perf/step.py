@@ -254,6 +254,18 @@ def _collective_time(ctx: CostContext, unit: Unit, volume_bytes: float, ranks: i
     return t_bw + (alpha if ring else 2 * alpha)
 
 
+def kernels_in_layer(engine: EngineSpec, layer: Layer) -> int:
+    """Kernels one layer launches under ``engine``: its base count plus the extras of an MLA or
+    linear-attention block and of shared experts (engine preset ``extra_kernels``)."""
+    extra = engine.extra_kernels
+    n = engine.kernels_per_layer
+    if layer.attention.kind in ("mla", "linear"):
+        n += extra.get(layer.attention.kind, 0)
+    if layer.moe is not None and layer.moe.shared_params:
+        n += extra.get("shared_experts", 0)
+    return n
+
+
 def _ep_alltoall_time(ctx: CostContext, unit: Unit, tokens: float, top_k: int, hidden: int, ep: int,
                       dispatch_bytes: float) -> tuple[float, float]:
     """(seconds, bytes sent per rank) of one MoE layer's dispatch + combine over ``ep`` ranks.
@@ -492,12 +504,13 @@ def _layer_ops(ctx: CostContext, layer: Layer, moe_idx: Optional[int], phase: st
         t = 2 * _collective_time(ctx, unit, 2 * (tp - 1) / tp * msg, tp, ring=True)
         _add(ops, Op("tp_allreduce", "link", "interconnect", t, 2 * msg))
         gpu_time += t
-    # --- kernel launches
+    # --- kernel launches (a fixed cost per kernel: launch gap or minimum kernel duration)
+    kernels = kernels_in_layer(ctx.engine, layer)
     if not on_cpu:
         per_kernel = unit.eff.graph_kernel_us if (ctx.engine.cuda_graphs and phase == "decode") else unit.eff.kernel_launch_us
-        t = ctx.engine.kernels_per_layer * per_kernel * 1e-6
+        t = kernels * per_kernel * 1e-6
     else:
-        t = ctx.engine.kernels_per_layer * unit.eff.kernel_launch_us * 1e-6
+        t = kernels * unit.eff.kernel_launch_us * 1e-6
     _add(ops, Op("launch", "accelerator", "overhead", t))
     gpu_time += t
     if cpu_time > 0:
