@@ -52,6 +52,8 @@ class ServingConfig:
     offload: str = _f("auto", "auto | none | expert-cache | cpu-experts | cpu-only | nvme.")
     n_cpu_moe: Optional[int] = _f(None, "llama.cpp --n-cpu-moe: routed experts of this many layers stay in host "
                                         "DRAM and run on the CPU; the rest on the GPU (cpu-experts placement).")
+    threads: Optional[int] = _f(None, "CPU threads the engine runs (llama.cpp -t, KTransformers --cpu_infer); "
+                                      "default: every core of the host.")
     max_num_seqs: Optional[int] = _f(None, "Engine scheduler cap on concurrent sequences per replica (default: "
                                            "the engine preset's).")
     max_num_batched_tokens: Optional[int] = _f(None, "Engine cap on tokens per forward pass (prefill chunk).")
@@ -82,7 +84,7 @@ class ServingConfig:
                 raise UserError(f"{_flag(name)} must be an integer ≥ 1, got {v!r}")
         if self.input_len > 10_000_000 or self.output_len > 10_000_000:
             raise UserError(f"--input-len/--output-len above 10M tokens ({self.input_len}, {self.output_len})")
-        for name in ("max_num_seqs", "max_num_batched_tokens", "tp"):
+        for name in ("max_num_seqs", "max_num_batched_tokens", "tp", "threads"):
             v = getattr(self, name)
             if v is not None and (not isinstance(v, int) or v < 1):
                 raise UserError(f"{_flag(name)} must be an integer ≥ 1, got {v!r}")

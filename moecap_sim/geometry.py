@@ -80,6 +80,7 @@ class MoE:
     num_shared: int = 0
     shared_params: float = 0.0
     router_params: float = 0.0
+    grouped_routing: bool = False  # DeepSeek-V3-style group-limited top-k (n_group > 1): more routing kernels
 
 
 @dataclass(frozen=True)
@@ -436,7 +437,8 @@ def _parse_deepseek(c: _Cfg) -> Architecture:
         if i >= first_dense and i % freq == 0:
             bias_term = e if c.get("topk_method", default="") == "noaux_tc" else 0  # e_score_correction_bias
             moe = MoE(num_experts=e, top_k=k, expert_params=_swiglu(h, moe_inter), num_shared=n_shared,
-                      shared_params=n_shared * _swiglu(h, moe_inter), router_params=float(h * e + bias_term))
+                      shared_params=n_shared * _swiglu(h, moe_inter), router_params=float(h * e + bias_term),
+                      grouped_routing=c.int("n_group", default=1) > 1)
             layers.append(Layer(i, att, moe, norm_params=norm))
         else:
             layers.append(Layer(i, att, None, dense_ffn_params=_swiglu(h, dense_inter), norm_params=norm))

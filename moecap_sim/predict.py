@@ -80,7 +80,7 @@ def evaluate(dep: Deployment, engine: EngineSpec, placement: str, plan: MemoryPl
     ctx = build_context(d, engine, routing, placement, calibration,
                         cache_experts_per_layer=opt.expert_cache_experts_per_layer if opt else None,
                         cpu_moe_layers=opt.cpu_moe_layers if opt else None,
-                        overlap_comm=bool(cfg and cfg.overlap_comm))
+                        overlap_comm=bool(cfg and cfg.overlap_comm), cpu_threads=cfg.threads if cfg else None)
     b = _batch_per_replica(batch, seqs, d, engine, notes)
     spec = Speculation(cfg.mtp_draft_tokens, cfg.mtp_acceptance) if cfg is not None and cfg.mtp_draft_tokens else None
     disagg = bool(cfg and cfg.disaggregated)

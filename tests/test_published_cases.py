@@ -23,7 +23,7 @@ METRICS = {"output_tokens_per_s", "total_tokens_per_s", "prefill_tokens_per_s", 
            "tpot_s", "ttft_s", "e2e_s"}
 # every ServingConfig field, plus the keys recorded for provenance (mtp maps to mtp_draft_tokens/
 # mtp_acceptance; gpu_layers, threads and numa are not serving options yet)
-PREDICT_KEYS = {f.name for f in dataclasses.fields(ServingConfig)} | {"mtp", "gpu_layers", "threads", "numa"}
+PREDICT_KEYS = {f.name for f in dataclasses.fields(ServingConfig)} | {"mtp", "gpu_layers", "numa"}
 OFFLOADS = {"auto", "none", "expert-cache", "cpu-experts", "cpu-only", "nvme"}
 NUMA = {"one-socket", "two-socket", "replicated"}
 CASE_KEYS = {"id", "class", "reliability", "source", "measured", "predict", "exact", "note", "refused_reason"}

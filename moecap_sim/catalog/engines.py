@@ -29,6 +29,9 @@ class EngineSpec(BaseModel):
     max_num_batched_tokens: int = Field(gt=0)
     max_num_seqs: int = Field(gt=0)
     scheduler_overhead_ms: float = Field(ge=0, le=1000)
+    #: exposed host time per running sequence per step (input preparation, sampling metadata,
+    #: stop checks, output processing) that the engine does not overlap with the GPU
+    host_us_per_seq: float = Field(default=0.0, ge=0, le=10_000)
     kernels_per_layer: int = Field(gt=0, le=1000)
     cpu_sync_us: float = Field(default=30.0, ge=0, le=100_000)
     #: places CPU-resident weights per NUMA node, so every socket streams its own DRAM

@@ -165,13 +165,18 @@ def make_unit(dev: DeviceSpec, count: int = 1, calibration: Optional[Calibration
 
 def build_context(dep: Deployment, engine: EngineSpec, routing: RoutingProfile, placement: str,
                   calibration: Optional[Calibration] = None, cache_experts_per_layer: Optional[float] = None,
-                  cpu_moe_layers: Optional[int] = None, overlap_comm: bool = False) -> CostContext:
+                  cpu_moe_layers: Optional[int] = None, overlap_comm: bool = False,
+                  cpu_threads: Optional[int] = None) -> CostContext:
     s = dep.system
     sockets = s.host.cpu.sockets
     frac = 1.0
     if s.host.cpu.vcpus and dep.host_cpu.cpu is not None:
         # a VM slice: its vCPUs are hyper-threads of part of the sockets' cores
         frac = min(1.0, s.host.cpu.vcpus / (2.0 * dep.host_cpu.cpu.cores * sockets))
+    if cpu_threads and dep.host_cpu.cpu is not None:
+        # the engine runs this many threads (llama.cpp -t, KTransformers --cpu_infer): matrix
+        # throughput scales with the physical cores they occupy (SMT siblings share the units)
+        frac = min(frac, cpu_threads / (dep.host_cpu.cpu.cores * sockets))
     dram_gb_s = dep.host_dram_bandwidth_gb_s
     if sockets > 1 and not engine.numa_aware:
         # Weights are first-touched into one NUMA node; threads on the other socket read them over
@@ -254,15 +259,28 @@ def _collective_time(ctx: CostContext, unit: Unit, volume_bytes: float, ranks: i
     return t_bw + (alpha if ring else 2 * alpha)
 
 
-def kernels_in_layer(engine: EngineSpec, layer: Layer) -> int:
-    """Kernels one layer launches under ``engine``: its base count plus the extras of an MLA or
-    linear-attention block and of shared experts (engine preset ``extra_kernels``)."""
+def kernels_in_layer(engine: EngineSpec, layer: Layer, w8a8: bool = False) -> int:
+    """Kernels one layer launches under ``engine``: its base count plus the extras (engine preset
+    ``extra_kernels``) of an MLA or linear-attention block, shared experts, group-limited
+    routing, and — for W8A8 (FP8/INT8 activation) GEMMs — one activation-quantization kernel per
+    weight GEMM where the engine does not fuse it."""
     extra = engine.extra_kernels
     n = engine.kernels_per_layer
-    if layer.attention.kind in ("mla", "linear"):
-        n += extra.get(layer.attention.kind, 0)
-    if layer.moe is not None and layer.moe.shared_params:
-        n += extra.get("shared_experts", 0)
+    kind = layer.attention.kind
+    if kind in ("mla", "linear"):
+        n += extra.get(kind, 0)
+    gemms = 5 if kind == "mla" else 2  # MLA: q_a, q_b, kv_a, kv_b, o; GQA: qkv, o
+    if layer.moe is not None:
+        gemms += 2  # fused experts: input and intermediate activations
+        if layer.moe.shared_params:
+            n += extra.get("shared_experts", 0)
+            gemms += 2
+        if layer.moe.grouped_routing:
+            n += extra.get("grouped_topk", 0)
+    elif layer.dense_ffn_params:
+        gemms += 2
+    if w8a8:
+        n += extra.get("w8a8_quant_per_gemm", 0) * gemms
     return n
 
 
@@ -328,6 +346,29 @@ def _attention_core(ctx: CostContext, a, phase: str, seqs: int, new_tokens: int,
         kv_read *= 2
         flops *= 2
     return kv_read, flops
+
+
+def _layer_classes(ctx: CostContext, phase: str) -> dict[tuple[Layer, Optional[int]], int]:
+    """Layers that cost the same, with how many there are: same attention, MoE and dense FFN
+    geometry and, for MoE layers, the same placement of their experts (GPU or CPU under
+    ``--n-cpu-moe``).  MoE layers are timed with the layer-averaged routing statistics
+    (``moe_idx`` None): the expected distinct experts and EP loads are linear in the per-layer
+    mixture weights of the routing profile, so their sum over layers is unchanged."""
+    classes: dict = {}
+    reps: dict = {}
+    moe_idx = 0
+    for layer in ctx.dep.model.arch.layers:
+        if layer.role == "encoder" and phase == "decode":
+            continue
+        on_cpu = None
+        if layer.moe is not None:
+            on_cpu = ctx.cpu_moe_layers is not None and moe_idx < ctx.cpu_moe_layers
+            moe_idx += 1
+        key = (layer.role, layer.attention, layer.moe, layer.dense_ffn_params, on_cpu)
+        if key not in reps:
+            reps[key] = (layer, None if layer.moe is None else (0 if on_cpu or ctx.cpu_moe_layers is None else -1))
+        classes[reps[key]] = classes.get(reps[key], 0) + 1
+    return classes
 
 
 def _layer_ops(ctx: CostContext, layer: Layer, moe_idx: Optional[int], phase: str, seqs: int, new_tokens: int,
@@ -402,12 +443,12 @@ def _layer_ops(ctx: CostContext, layer: Layer, moe_idx: Optional[int], phase: st
         # With EP wider than TP (DeepSeek-style DP-attention + EP), each MoE layer gathers the
         # tokens of ep/tp data-parallel ranks: the expert GEMMs see that many more tokens.
         t_moe = T * (ep // tp) if ep > tp else T
-        distinct = ctx.routing.expected_distinct_experts(t_moe, moe_idx) if t_moe > 0 else 0.0
+        distinct = ctx.routing.expected_distinct_experts(t_moe, None) if t_moe > 0 else 0.0
         distinct = min(float(m.num_experts), max(distinct, min(m.top_k, m.num_experts) if T else 0.0))
         acc["distinct"] += distinct
         if ep > 1:
-            d_rank = min(m.num_experts / ep, ctx.routing.ep_max_rank_distinct(t_moe, ep, moe_idx))
-            load_rank = ctx.routing.ep_max_rank_load(t_moe, ep, moe_idx)
+            d_rank = min(m.num_experts / ep, ctx.routing.ep_max_rank_distinct(t_moe, ep, None))
+            load_rank = ctx.routing.ep_max_rank_load(t_moe, ep, None)
             split = ep / shards  # an expert further split over TP ranks when tp > ep
             e_bytes_dev = d_rank * expert_bytes * split
             e_flops_dev = 2.0 * load_rank * m.expert_params * split
@@ -420,7 +461,7 @@ def _layer_ops(ctx: CostContext, layer: Layer, moe_idx: Optional[int], phase: st
         acc["dense_flops"] += 2.0 * T * m.num_experts * m.expert_params
         per_expert_kernels = ctx.engine.moe_kernel == "per-expert"
         experts_on_cpu = ctx.placement == "cpu-experts" and not on_cpu and (
-            ctx.cpu_moe_layers is None or (moe_idx is not None and moe_idx < ctx.cpu_moe_layers))
+            ctx.cpu_moe_layers is None or (moe_idx is not None and moe_idx >= 0))
         if experts_on_cpu:
             dt, wo = ctx.cpu.compute_dtype(scheme.dtype_of("experts"))
             b = distinct * expert_bytes
@@ -455,7 +496,7 @@ def _layer_ops(ctx: CostContext, layer: Layer, moe_idx: Optional[int], phase: st
             # sum (h) = 3h + 6I
             inter = m.expert_params / (3.0 * h)
             per_assign = (9.0 * h + 8.0 * inter) if per_expert_kernels else (3.0 * h + 6.0 * inter)
-            assign = ctx.routing.ep_max_rank_load(T, ep, moe_idx) if ep > 1 else T * m.top_k / shards
+            assign = ctx.routing.ep_max_rank_load(T, ep, None) if ep > 1 else T * m.top_k / shards
             gpu_time += run("moe_dispatch", assign * per_assign * ACT_BYTES, 0.0, dtype=act_dtype)
             if per_expert_kernels:
                 # an eager loop over the activated experts dispatches its own operators per expert
@@ -505,7 +546,7 @@ def _layer_ops(ctx: CostContext, layer: Layer, moe_idx: Optional[int], phase: st
         _add(ops, Op("tp_allreduce", "link", "interconnect", t, 2 * msg))
         gpu_time += t
     # --- kernel launches (a fixed cost per kernel: launch gap or minimum kernel duration)
-    kernels = kernels_in_layer(ctx.engine, layer)
+    kernels = kernels_in_layer(ctx.engine, layer, unit.compute_dtype(scheme.dtype_of("experts"))[0] in ("fp8", "int8"))
     if not on_cpu:
         per_kernel = unit.eff.graph_kernel_us if (ctx.engine.cuda_graphs and phase == "decode") else unit.eff.kernel_launch_us
         t = kernels * per_kernel * 1e-6
@@ -535,18 +576,19 @@ def step_time(ctx: CostContext, phase: str, seqs: int, new_tokens: int, context:
     ops: dict[str, Op] = {}
     acc = dict(w=0.0, kv=0.0, flops=0.0, dense_w=0.0, dense_flops=0.0, host=0.0, distinct=0.0, saved=0.0)
     total = 0.0
-    moe_idx = 0
     n_moe = 0
-    for layer in arch.layers:
-        if layer.role == "encoder" and phase == "decode":
-            continue
-        idx = None
-        if layer.moe is not None:
-            idx = moe_idx
-            moe_idx += 1
-            n_moe += 1
-        total += _layer_ops(ctx, layer, idx, phase, seqs, new_tokens, context, ops, acc, prefill_tokens,
-                            prefill_context, prefill_seqs)
+    for (layer, idx), count in _layer_classes(ctx, phase).items():
+        cls_ops: dict[str, Op] = {}
+        cls_acc = dict.fromkeys(acc, 0.0)
+        t = _layer_ops(ctx, layer, idx, phase, seqs, new_tokens, context, cls_ops, cls_acc, prefill_tokens,
+                       prefill_context, prefill_seqs)
+        total += count * t
+        n_moe += count if layer.moe is not None else 0
+        for k, v in cls_acc.items():
+            acc[k] += count * v
+        for op in cls_ops.values():
+            _add(ops, Op(op.name, op.unit, op.resource, count * op.time_s, count * op.bytes, count * op.flops,
+                         count * op.weight_bytes, count * op.kv_bytes))
     unit = ctx.main
     on_cpu = unit is ctx.cpu
     tp = 1 if on_cpu else par.tp
@@ -569,7 +611,7 @@ def step_time(ctx: CostContext, phase: str, seqs: int, new_tokens: int, context:
         t = (par.pp - 1) * (msg / (ctx.link_gb_s * GB * unit.eff.link) + ctx.link_latency_us * 1e-6)
         _add(ops, Op("pp_send", "link", "interconnect", t, msg))
         total += t
-    t = ctx.engine.scheduler_overhead_ms * 1e-3
+    t = ctx.engine.scheduler_overhead_ms * 1e-3 + (seqs + prefill_seqs * bool(prefill_tokens)) * ctx.engine.host_us_per_seq * 1e-6
     _add(ops, Op("scheduler", "cpu", "overhead", t))
     total += t
     return StepBreakdown(phase=phase, seqs=seqs, tokens=seqs * new_tokens + prefill_tokens, context=context,

@@ -161,7 +161,7 @@ def predict_case(case: Case, predict_fn: Optional[Callable[..., dict]] = None,
         args["mtp_draft_tokens"] = int(mtp.get("draft_tokens", 0))
         if "acceptance" in mtp:
             args["mtp_acceptance"] = float(mtp["acceptance"])
-    for k in ("gpu_layers", "threads", "numa"):  # recorded for provenance; not a serving option yet
+    for k in ("gpu_layers", "numa"):  # recorded for provenance; not serving options (placement says it)
         args.pop(k, None)
     if calibration and "calibration" not in args:
         args["calibration"] = calibration

@@ -37,9 +37,11 @@ import numpy as np
 from moecap_sim.perf.efficiency import FITTED_PATH, Calibration
 from moecap_sim.validation.published import CLASSES, Case, CaseResult, _signed_ratio, load_cases, predict_case
 
-BW_GRID = tuple(round(x, 3) for x in np.linspace(0.30, 1.00, 8))
-FLOP_GRID = tuple(round(x, 3) for x in np.linspace(0.15, 1.00, 8))
+BW_GRID = (0.30, 0.40, 0.50, 0.60, 0.70, 0.80, 0.90, 1.00)
+FLOP_GRID = (0.15, 0.25, 0.35, 0.45, 0.55, 0.70, 0.85, 1.00)
 KERNEL_GRID = (0.5, 1.0, 2.0, 4.0, 8.0, 16.0)
+#: a coarse grid for quick looks (``fit(..., coarse=True)``); the shipped fit uses the full one
+COARSE = ((0.3, 0.5, 0.7, 0.9), (0.15, 0.35, 0.55, 0.85), (1.0, 4.0, 16.0))
 MIN_CASES = 4
 MIN_SOURCES = 2
 FOLDS = 5
@@ -104,7 +106,8 @@ def _calibration(group: str, bw: float, flop: float, kernel_scale: float) -> Cal
                        path=f"fit grid {group} bw={bw} flop={flop} kernel×{kernel_scale}", exclusive=True)
 
 
-def build_tables(cases: list[Case], progress: Optional[Callable[[str], None]] = None) -> tuple[dict, dict]:
+def build_tables(cases: list[Case], progress: Optional[Callable[[str], None]] = None,
+                 grid: tuple = (BW_GRID, FLOP_GRID, KERNEL_GRID)) -> tuple[dict, dict]:
     """Group the cases and predict each on the (bw, flop, kernel) grid of its group."""
     groups: dict[str, list[Case]] = {}
     group_of: dict[str, Optional[str]] = {}
@@ -114,16 +117,16 @@ def build_tables(cases: list[Case], progress: Optional[Callable[[str], None]] = 
         if g:
             groups.setdefault(g, []).append(c)
     tables = {}
-    shape = (len(BW_GRID), len(FLOP_GRID), len(KERNEL_GRID))
+    shape = tuple(len(g) for g in grid)
     for g, cs in sorted(groups.items()):
         if len(cs) < MIN_CASES or len({c.source for c in cs}) < MIN_SOURCES:
             continue
         if progress:
             progress(f"{g}: {len(cs)} cases × {int(np.prod(shape))} grid points")
         err = np.full((len(cs),) + shape, np.nan)
-        for i, bw in enumerate(BW_GRID):
-            for j, fl in enumerate(FLOP_GRID):
-                for k, ks in enumerate(KERNEL_GRID):
+        for i, bw in enumerate(grid[0]):
+            for j, fl in enumerate(grid[1]):
+                for k, ks in enumerate(grid[2]):
                     cal = _calibration(g, bw, fl, ks)
                     for n, c in enumerate(cs):
                         r = predict_case(c, calibration=cal)
@@ -138,14 +141,16 @@ def _folds(n: int, k: int) -> list[np.ndarray]:
     return [np.arange(f, n, k) for f in range(min(k, n))]
 
 
-def _point(i: int, j: int, k: int) -> tuple[float, float, float]:
-    return BW_GRID[i], FLOP_GRID[j], KERNEL_GRID[k]
-
-
-def fit(cases_path: Optional[str] = None, progress: Optional[Callable[[str], None]] = None) -> dict:
+def fit(cases_path: Optional[str] = None, progress: Optional[Callable[[str], None]] = None,
+        coarse: bool = False) -> dict:
     """Fit every eligible group; returns the content of ``fitted_efficiency.json``."""
     cases = load_cases(cases_path)
-    tables, group_of = build_tables(cases, progress)
+    grid = COARSE if coarse else (BW_GRID, FLOP_GRID, KERNEL_GRID)
+
+    def _point(i: int, j: int, k: int) -> tuple[float, float, float]:
+        return grid[0][i], grid[1][j], grid[2][k]
+
+    tables, group_of = build_tables(cases, progress, grid)
     groups_out = {}
     cv_point: dict[str, tuple[float, float, float]] = {}  # case id → grid point fitted without it
     for g, t in tables.items():
@@ -160,8 +165,8 @@ def fit(cases_path: Optional[str] = None, progress: Optional[Callable[[str], Non
                 cv_point[t.cases[c].id] = _point(*fold_best)
         ins = np.array([t.log_err[(c,) + best] for c in range(n)])
         bw, fl, ks = _point(*best)
-        at_bound = [name for name, v, grid in (("bw", bw, BW_GRID), ("flop", fl, FLOP_GRID),
-                                               ("kernel_scale", ks, KERNEL_GRID)) if v in (grid[0], grid[-1])]
+        at_bound = [name for name, v, g in (("bw", bw, grid[0]), ("flop", fl, grid[1]), ("kernel_scale", ks, grid[2]))
+                    if v in (g[0], g[-1])]
         groups_out[g] = {
             "factors": factors(g, bw, fl, ks), "kernel_scale": ks, "n": n,
             "sources": len({c.source for c in t.cases}), "cases": [c.id for c in t.cases],
@@ -170,7 +175,7 @@ def fit(cases_path: Optional[str] = None, progress: Optional[Callable[[str], Non
                      else "interior optimum"),
         }
     return {"version": 1, "method": " ".join(__doc__.split("\n\n")[1].split()),
-            "grid": {"bw": BW_GRID, "flop": FLOP_GRID, "kernel_scale": KERNEL_GRID},
+            "grid": {"bw": grid[0], "flop": grid[1], "kernel_scale": grid[2]},
             "folds": FOLDS, "min_cases": MIN_CASES, "min_sources": MIN_SOURCES, "groups": groups_out,
             "case_groups": group_of, "cv_points": {k: list(v) for k, v in cv_point.items()}}
 

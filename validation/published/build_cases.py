@@ -34,7 +34,9 @@ R1_NOTE = ("MLPerf DeepSeek-R1 set (math/code/QA reasoning mix): output_len from
            "stated: TRT-LLM's R1 throughput recipe (attention DP + EP over the GPUs, 'DEP') assumed. "
            "kv fp8 assumed. ")
 SERVER = ("MLPerf Server scenario (Poisson arrivals under TTFT/TPOT p99 limits) is modelled as the "
-          "saturated steady state (batch max); the server rate is 90-97% of Offline on the same box. ")
+          "largest batch whose TPOT stays within the scenario's TPOT limit (max_tpot_s: 200 ms for "
+          "Mixtral-8x7B per the MLPerf rules, 80 ms for DeepSeek-R1 as the row states); queueing "
+          "variance is not modelled (steady state). ")
 SHAREGPT_IN, SHAREGPT_OUT = 215, 194
 SHAREGPT = ("ShareGPT (1000 prompts, request-rate inf): input_len 215 / output_len 194 are the means of the "
             "source's token totals (215,312 input / 193,979 output tokens over 1000 prompts, P001 notes); "
@@ -54,15 +56,15 @@ ROWS: dict[str, dict] = {
  # ---------------- MLPerf Mixtral-8x7B ----------------
  "M01": A(m=OUT, p=A(model="mixtral-8x7b", hw="h200x8", precision="fp8", kv_dtype="fp8", engine="trtllm", tp=1, dp=8, batch="max", max_num_seqs=3072, input_len=MLPERF_MIX_IN, output_len=146),
           n=MIX_NOTE + "TP1 x 8 replicas, max batch 3072 per GPU (= per engine instance) as stated. Host differs (NVIDIA ref box, 2x Xeon 8480C, vs AWS p5en): irrelevant for GPU-resident serving."),
- "M02": A(m=OUT, p=A(model="mixtral-8x7b", hw="h200x8", precision="fp8", kv_dtype="fp8", engine="trtllm", tp=1, dp=8, batch="max", input_len=MLPERF_MIX_IN, output_len=146),
+ "M02": A(m=OUT, p=A(model="mixtral-8x7b", hw="h200x8", precision="fp8", kv_dtype="fp8", engine="trtllm", tp=1, dp=8, batch="max", max_tpot_s=0.2, input_len=MLPERF_MIX_IN, output_len=146),
           n=MIX_NOTE + SERVER + "TP1 per GPU as stated; scheduler cap not stated."),
  "M03": A(m=OUT, p=A(model="mixtral-8x7b", hw="h100x8", precision="fp8", kv_dtype="fp8", engine="trtllm", tp=1, dp=8, batch="max", max_num_seqs=896, input_len=MLPERF_MIX_IN, output_len=146),
           n=MIX_NOTE + "TP1 x 8, max batch 896 per GPU as stated. DGX H100 host vs AWS p5 host: irrelevant here."),
- "M04": A(m=OUT, p=A(model="mixtral-8x7b", hw="h100x8", precision="fp8", kv_dtype="fp8", engine="trtllm", tp=1, dp=8, batch="max", input_len=MLPERF_MIX_IN, output_len=146),
+ "M04": A(m=OUT, p=A(model="mixtral-8x7b", hw="h100x8", precision="fp8", kv_dtype="fp8", engine="trtllm", tp=1, dp=8, batch="max", max_tpot_s=0.2, input_len=MLPERF_MIX_IN, output_len=146),
           n=MIX_NOTE + SERVER + "TP1 x 8 assumed as in the Offline row (M03)."),
  "M05": A(m=OUT, p=A(model="mixtral-8x7b", hw="gh200-144gbx1", precision="fp8", kv_dtype="fp8", engine="trtllm", tp=1, batch="max", max_num_seqs=3072, input_len=MLPERF_MIX_IN, output_len=146),
           n=MIX_NOTE + "GH200 144GB HBM3e variant (new system gh200-144gbx1); max batch 3072 as stated."),
- "M06": A(m=OUT, p=A(model="mixtral-8x7b", hw="gh200-144gbx1", precision="fp8", kv_dtype="fp8", engine="trtllm", tp=1, batch="max", input_len=MLPERF_MIX_IN, output_len=146),
+ "M06": A(m=OUT, p=A(model="mixtral-8x7b", hw="gh200-144gbx1", precision="fp8", kv_dtype="fp8", engine="trtllm", tp=1, batch="max", max_tpot_s=0.2, input_len=MLPERF_MIX_IN, output_len=146),
           n=MIX_NOTE + SERVER),
  "M07": A(m=OUT, p=A(model="mixtral-8x7b", hw="h100x4", precision="fp8", kv_dtype="fp8", engine="trtllm", tp=1, dp=4, batch="max", input_len=MLPERF_MIX_IN, output_len=146),
           n=MIX_NOTE + "Dell XE8640 (4x H100 SXM, NVLink) mapped to h100x4; TP1 x 4 assumed as in NVIDIA's H100 submissions; scheduler cap not stated."),
@@ -70,23 +72,23 @@ ROWS: dict[str, dict] = {
           n=MIX_NOTE + "Power-capped (MaxQ) H200s: the tool cannot express a power cap (predicts the uncapped box; M01 is the same setup uncapped, 17% faster). TP1 x 8 assumed."),
  "M09": A(m=OUT, p=A(model="mixtral-8x7b", hw="mi300xx8", precision="fp8", kv_dtype="fp8", engine="vllm", tp=1, dp=8, batch="max", input_len=MLPERF_MIX_IN, output_len=144),
           n=MIX_NOTE + "AMD rows state ~144 output tokens. Parallelism not stated: TP1 x 8 assumed (47 GB FP8 model fits one 192 GB GPU; AMD's MLPerf Mixtral harness runs one vLLM instance per GPU). Host 2x EPYC 9575F vs catalog 2x EPYC 9654: irrelevant."),
- "M10": A(m=OUT, p=A(model="mixtral-8x7b", hw="mi300xx8", precision="fp8", kv_dtype="fp8", engine="vllm", tp=1, dp=8, batch="max", input_len=MLPERF_MIX_IN, output_len=144),
+ "M10": A(m=OUT, p=A(model="mixtral-8x7b", hw="mi300xx8", precision="fp8", kv_dtype="fp8", engine="vllm", tp=1, dp=8, batch="max", max_tpot_s=0.2, input_len=MLPERF_MIX_IN, output_len=144),
           n=MIX_NOTE + SERVER + "TP1 x 8 assumed."),
  "M11": A(m=OUT, p=A(model="mixtral-8x7b", hw="mi325xx8", precision="fp8", kv_dtype="fp8", engine="vllm", tp=1, dp=8, batch="max", input_len=MLPERF_MIX_IN, output_len=144),
           n=MIX_NOTE + "TP1 x 8 assumed. QuantaGrid host vs catalog host: irrelevant."),
- "M12": A(m=OUT, p=A(model="mixtral-8x7b", hw="mi325xx8", precision="fp8", kv_dtype="fp8", engine="vllm", tp=1, dp=8, batch="max", input_len=MLPERF_MIX_IN, output_len=144),
+ "M12": A(m=OUT, p=A(model="mixtral-8x7b", hw="mi325xx8", precision="fp8", kv_dtype="fp8", engine="vllm", tp=1, dp=8, batch="max", max_tpot_s=0.2, input_len=MLPERF_MIX_IN, output_len=144),
           n=MIX_NOTE + SERVER + "TP1 x 8 assumed."),
  "M13": A(m=OUT, p=A(model="mixtral-8x7b", hw="h200x8", precision="fp8", kv_dtype="fp8", engine="trtllm", tp=1, dp=8, batch="max", input_len=MLPERF_MIX_IN, output_len=146),
           n=MIX_NOTE + "HPE Cray XD670 (2x Xeon 8562Y+) vs AWS p5en host: irrelevant. Newer TensorRT 10.11 (+5% vs M01's 10.2, same HW): software gains are not expressible. TP1 x 8 assumed."),
- "M14": A(m=OUT, p=A(model="mixtral-8x7b", hw="h200x8", precision="fp8", kv_dtype="fp8", engine="trtllm", tp=1, dp=8, batch="max", input_len=MLPERF_MIX_IN, output_len=146),
+ "M14": A(m=OUT, p=A(model="mixtral-8x7b", hw="h200x8", precision="fp8", kv_dtype="fp8", engine="trtllm", tp=1, dp=8, batch="max", max_tpot_s=0.2, input_len=MLPERF_MIX_IN, output_len=146),
           n=MIX_NOTE + SERVER + "TP1 x 8 assumed."),
  "M15": A(m=OUT, p=A(model="mixtral-8x7b", hw="rtxpro6000x8", precision="fp8", kv_dtype="fp8", engine="trtllm", tp=1, dp=8, batch="max", input_len=MLPERF_MIX_IN, output_len=146),
           n=MIX_NOTE + "8x RTX PRO 6000 Blackwell Server (PCIe, no NVLink); TP1 x 8 assumed (47 GB FP8 fits a 96 GB card). HPE DL380a host vs catalog host: irrelevant."),
  # ---------------- MLPerf DeepSeek-R1 ----------------
  "D01": A(m=OUT, p=A(model="deepseek-r1", hw="b200x8", precision="nvfp4", kv_dtype="fp8", engine="trtllm", tp=1, dp=8, ep=8, attention_dp=True, batch="max", input_len=MLPERF_R1_IN, output_len=3760),
           n=R1_NOTE + "DGX B200 host (2x Xeon 8570) vs AWS p6-b200: irrelevant."),
- "D02": A(m=OUT, p=A(model="deepseek-r1", hw="b200x8", precision="nvfp4", kv_dtype="fp8", engine="trtllm", tp=1, dp=8, ep=8, attention_dp=True, batch="max", input_len=MLPERF_R1_IN, output_len=3760),
-          n=R1_NOTE + SERVER + "R1 server limits (TPOT<=80 ms p99) cut the batch far more than for Mixtral: server/offline = 0.56 here, so batch max overstates this row."),
+ "D02": A(m=OUT, p=A(model="deepseek-r1", hw="b200x8", precision="nvfp4", kv_dtype="fp8", engine="trtllm", tp=1, dp=8, ep=8, attention_dp=True, batch="max", max_tpot_s=0.08, input_len=MLPERF_R1_IN, output_len=3760),
+          n=R1_NOTE + SERVER + "R1 server limits (TPOT<=80 ms p99) cut the batch far more than for Mixtral: server/offline = 0.56 here."),
  "D03": A(m=OUT, p=A(model="deepseek-r1", hw="gb200x4", nodes=18, precision="nvfp4", kv_dtype="fp8", engine="trtllm", tp=1, dp=72, ep=72, attention_dp=True, batch="max", input_len=MLPERF_R1_IN, output_len=3760),
           n=R1_NOTE + "GB200 NVL72 as one 72-GPU NVLink domain: 18 compute trays (system gb200x4, 4 GPUs + 2 Grace) with nodes: 18 over the rack's NVLink5 switch fabric (the tray's scale_out). The real instance layout (how many DEP instances of what size) is not stated; one attention-DP 72 / EP 72 instance is the mapping."),
  "D04": A(m=OUT, p=A(model="deepseek-r1", hw="gb300x4", nodes=18, precision="nvfp4", kv_dtype="fp8", engine="trtllm", tp=1, dp=72, ep=72, attention_dp=True, batch="max", input_len=MLPERF_R1_IN, output_len=3760),
