@@ -46,6 +46,11 @@ class ServingConfig:
                                     "prefill); output tok/s is the decode pool's, prefill tok/s the prefill pool's.")
     overlap_comm: bool = _f(False, "Two-batch overlap of the EP all-to-all with compute (SGLang "
                                    "--enable-two-batch-overlap, vLLM --enable-dbo, DeepSeek's two micro-batches).")
+    requests: Optional[int] = _f(None, "Closed burst: this many requests submitted at once and run to completion "
+                                       "(a benchmark at request rate inf); throughput counts the drain of the last "
+                                       "wave.  Default: steady state.")
+    output_len_dist: str = _f("fixed", "Output lengths of a burst: fixed, or exponential with mean --output-len "
+                                       "(chat datasets such as ShareGPT).")
     batch: Batch = _f(1, "Concurrent sequences system-wide, or 'max' (KV-limited, up to the engine cap).")
     input_len: int = _f(1024, "Prompt tokens per request.")
     output_len: int = _f(256, "Generated tokens per request.")
@@ -84,7 +89,9 @@ class ServingConfig:
                 raise UserError(f"{_flag(name)} must be an integer ≥ 1, got {v!r}")
         if self.input_len > 10_000_000 or self.output_len > 10_000_000:
             raise UserError(f"--input-len/--output-len above 10M tokens ({self.input_len}, {self.output_len})")
-        for name in ("max_num_seqs", "max_num_batched_tokens", "tp", "threads"):
+        if self.output_len_dist not in ("fixed", "exponential"):
+            raise UserError(f"--output-len-dist must be fixed or exponential, got {self.output_len_dist!r}")
+        for name in ("max_num_seqs", "max_num_batched_tokens", "tp", "threads", "requests"):
             v = getattr(self, name)
             if v is not None and (not isinstance(v, int) or v < 1):
                 raise UserError(f"{_flag(name)} must be an integer ≥ 1, got {v!r}")

@@ -20,7 +20,7 @@ from moecap_sim.memory import OFFLOAD_STRATEGIES, MemoryPlan, MemoryPolicy, plan
 from moecap_sim.perf.cost import CostInputs, average_power_w, hourly_cost, usd_per_million
 from moecap_sim.perf.efficiency import Calibration, engine_family, load_calibration
 from moecap_sim.perf.uncertainty import prediction_class, uncertainty
-from moecap_sim.perf.serving import Serving, Speculation, serve
+from moecap_sim.perf.serving import Serving, Speculation, burst, serve
 from moecap_sim.perf.step import build_context
 from moecap_sim.routing import get_routing_profile
 
@@ -43,9 +43,11 @@ def _policy(engine: EngineSpec, input_len: int) -> MemoryPolicy:
     return MemoryPolicy(max_num_batched_tokens=tokens, max_num_seqs=engine.max_num_seqs)
 
 
-def _with_overrides(engine: EngineSpec, cfg: ServingConfig) -> EngineSpec:
-    """The engine preset with the user's scheduler caps (``--max-num-seqs``,
-    ``--max-num-batched-tokens``) applied."""
+def _with_overrides(engine: EngineSpec, cfg: ServingConfig, dep: Optional[Deployment] = None) -> EngineSpec:
+    """The engine preset as it configures itself on the deployment's accelerator, with the
+    user's scheduler caps (``--max-num-seqs``, ``--max-num-batched-tokens``) applied."""
+    if dep is not None and dep.accelerator is not None:
+        engine = engine.for_device(dep.accelerator.name, dep.accelerator.usable_capacity_bytes)
     upd = {k: getattr(cfg, k) for k in ("max_num_seqs", "max_num_batched_tokens") if getattr(cfg, k) is not None}
     return engine.model_copy(update=upd) if upd else engine
 
@@ -87,6 +89,11 @@ def evaluate(dep: Deployment, engine: EngineSpec, placement: str, plan: MemoryPl
     sv = serve(ctx, b, input_len, output_len, speculation=spec, disaggregated=disagg)
     if cfg is not None and cfg.max_tpot_s is not None and sv.tpot_s > cfg.max_tpot_s:
         sv = _largest_batch_within(ctx, b, input_len, output_len, spec, cfg.max_tpot_s, notes, disagg) or sv
+    if cfg is not None and cfg.requests:
+        per_replica = -(-cfg.requests // d.parallelism.dp)
+        sv = burst(ctx, sv, per_replica, input_len, output_len, cfg.output_len_dist, spec)
+        notes.append(f"closed burst of {cfg.requests} requests ({cfg.output_len_dist} output lengths): throughput "
+                     f"over the makespan, the drain of the last wave included")
     return sv, ctx
 
 
@@ -182,7 +189,7 @@ def predict_with_context(model: Union[str, ServingConfig], hw: Optional[str] = N
     calib = (cfg.calibration if isinstance(cfg.calibration, Calibration)
              else load_calibration(cfg.calibration) if cfg.calibration else None)
     notes: list[str] = list(dep.notes)
-    eng_fixed = _with_overrides(get_engine(cfg.engine), cfg) if cfg.engine else None
+    eng_fixed = _with_overrides(get_engine(cfg.engine), cfg, dep) if cfg.engine else None
     if eng_fixed is not None:
         wanted = {dep.scheme.dtype_of(g) for g in ("experts", "attention")}
         unsupported = sorted(d for d in wanted if not eng_fixed.serves(d))
@@ -196,7 +203,7 @@ def predict_with_context(model: Union[str, ServingConfig], hw: Optional[str] = N
         raise UserError(f"--n-cpu-moe keeps some layers' experts on the CPU: it needs --offload cpu-experts or auto, "
                         f"got --offload {offload}")
     # memory plan: with the engine's batching limits (vLLM's when choosing automatically)
-    policy = _policy(eng_fixed or _with_overrides(get_engine("vllm" if not dep.cpu_only else "llama.cpp"), cfg),
+    policy = _policy(eng_fixed or _with_overrides(get_engine("vllm" if not dep.cpu_only else "llama.cpp"), cfg, dep),
                      input_len)
     plan = plan_memory(dep, input_len=input_len, output_len=output_len, offload=offload, policy=policy,
                        batch=None if batch == "max" else int(batch), cpu_moe_layers=cfg.n_cpu_moe)
@@ -245,7 +252,7 @@ def predict_with_context(model: Union[str, ServingConfig], hw: Optional[str] = N
 
     evaluated = []
     for strategy in candidates:
-        eng = eng_fixed or _with_overrides(get_engine(default_engine_name(dep.cpu_only, strategy)), cfg)
+        eng = eng_fixed or _with_overrides(get_engine(default_engine_name(dep.cpu_only, strategy)), cfg, dep)
         local_notes: list[str] = []
         sv, ctx = evaluate(dep, eng, strategy, plan, batch, input_len, output_len, calib, local_notes, cfg)
         evaluated.append((sv.output_tokens_per_s, strategy, eng, sv, ctx, local_notes))

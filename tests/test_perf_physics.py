@@ -23,10 +23,17 @@ def _ctx(model="mixtral-8x7b", hw="h100x8", tp=None, placement="none", engine="v
 
 
 def test_unit_roofline_by_hand():
-    u = Unit(name="x", mem_gb_s=1000.0, peaks={"bf16": 100.0}, eff=Efficiency(bw=0.5, flop=0.5))
+    u = Unit(name="x", mem_gb_s=1000.0, peaks={"bf16": 100.0}, eff=Efficiency(bw=0.5, flop=0.5, overlap_p=64))
     # 1 GB at 1000 GB/s × 0.5 = 2 ms; 1 TFLOP at 100 TFLOPS × 0.5 = 20 ms -> compute bound
     assert u.roofline(1e9, 1e12, "bf16") == pytest.approx(0.02)
     assert u.roofline(1e9, 1e9, "bf16") == pytest.approx(0.002)
+    # the smooth roofline (p = 2): √(2² + 20²) ms, √2 × 2 ms at the ridge; never below the max or above the sum
+    s = Unit(name="x", mem_gb_s=1000.0, peaks={"bf16": 100.0}, eff=Efficiency(bw=0.5, flop=0.5, overlap_p=2.0))
+    assert s.roofline(1e9, 1e12, "bf16") == pytest.approx((0.002 ** 2 + 0.02 ** 2) ** 0.5)
+    assert s.roofline(1e9, 1e11, "bf16") == pytest.approx(0.002 * 2 ** 0.5)
+    for b, f in ((1e9, 1e10), (1e8, 1e12), (5e9, 3e11)):
+        t_mem, t_cmp = s.times(b, f, "bf16")
+        assert max(t_mem, t_cmp) <= s.roofline(b, f, "bf16") <= t_mem + t_cmp
 
 
 def test_decode_experts_op_matches_hand_roofline():
@@ -37,7 +44,9 @@ def test_decode_experts_op_matches_hand_roofline():
     h200 = devices().get("h200-sxm")
     eff = ctx.accel.eff
     expected = 32 * 2 * expert_bytes / (h200.memory.bandwidth_gb_s * 1e9 * eff.bw * eff.moe_grouped)
-    assert sb.ops["experts"].time_s == pytest.approx(expected, rel=1e-9)
+    # far below the ridge point the smooth roofline adds < 0.1 % to the memory time
+    assert sb.ops["experts"].time_s == pytest.approx(expected, rel=1e-3)
+    assert sb.ops["experts"].time_s >= expected
     assert sb.ops["experts"].resource == "hbm"
     # KV read: 1024 tokens × 32 layers × 8 kv heads × 256 (k+v) × 2 bytes
     assert sb.ops["attn_core"].kv_bytes == pytest.approx(1024 * 32 * 8 * 256 * 2)

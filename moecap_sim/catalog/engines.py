@@ -40,6 +40,9 @@ class EngineSpec(BaseModel):
     kernels_per_expert: int = Field(default=3, gt=0, le=200)
     #: times an unfused decode attention streams the KV cache, per attention kind (default once)
     decode_kv_passes: dict[str, int] = {}
+    #: scheduler caps the engine picks by itself on large devices (vLLM V1: >= 70 GiB, not A100):
+    #: ``{min_memory_gib, exclude_devices, max_num_seqs, max_num_batched_tokens}``
+    large_device_defaults: Optional[dict] = None
     #: kernels a layer launches beyond ``kernels_per_layer`` (a GQA attention block and a plain
     #: MoE/dense FFN) for heavier blocks: ``mla`` (q/kv down- and up-projections, their norms,
     #: split-KV decode + combine), ``linear`` (linear-attention conv/state kernels),
@@ -48,6 +51,15 @@ class EngineSpec(BaseModel):
     #: False for CPU GEMMs that repack plain-layout weights before multiplying (time = mem + compute)
     overlap_mem_compute: bool = True
     sources: dict[str, str]
+
+    def for_device(self, device_name: Optional[str], memory_bytes: float) -> "EngineSpec":
+        """The preset as the engine configures itself on a device (its large-device defaults)."""
+        d = self.large_device_defaults
+        if not d or device_name is None or memory_bytes < d.get("min_memory_gib", 0) * 2**30:
+            return self
+        if any(x in device_name for x in d.get("exclude_devices", [])):
+            return self
+        return self.model_copy(update={k: d[k] for k in ("max_num_seqs", "max_num_batched_tokens") if k in d})
 
     def serves(self, dtype: str) -> bool:
         """Whether the engine has a weight path for ``dtype``; ``gguf`` in ``weight_precisions``

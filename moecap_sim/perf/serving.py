@@ -205,3 +205,41 @@ def serve(ctx: CostContext, batch_per_replica: int, input_len: int, output_len: 
                    phase_metrics={"prefill": phase_utilisation(ctx, full), "decode": phase_utilisation(ctx, decode_sb)},
                    decode_time_fraction=decode_fraction,
                    decode_only_step_s=_decode_step(ctx, micro, context, speculation)[0])
+
+
+def burst(ctx: CostContext, sv: Serving, requests_per_replica: int, input_len: int, output_len: int,
+          length_dist: str = "exponential", speculation: Optional[Speculation] = None) -> Serving:
+    """Throughput of a *closed burst*: ``requests_per_replica`` requests submitted at once (a
+    benchmark at request rate ∞, ``vllm bench serve --num-prompts N``), run to completion.
+
+    Throughput is output tokens over the makespan, which has three parts: the first wave's
+    prefill; the steady state (``sv``) while queued requests refill the slots; and the tail,
+    when the last ``B`` running sequences drain.  With ``exponential`` output lengths (the heavy
+    tail of chat datasets such as ShareGPT; memoryless, so the residual lengths of the last wave
+    are exponential too) the running batch decays as ``B·e^(−s/mean)`` over decode step ``s``: the
+    tail spends ``mean·ln 2`` steps at each halving of the batch, at that batch's step time.  With
+    ``fixed`` lengths the last wave decodes at the full batch until it ends.
+    """
+    B = sv.batch_per_replica
+    N = max(1, requests_per_replica)
+    replicas = ctx.dep.parallelism.dp
+    first = min(B, N)
+    t_first_prefill = first * input_len / (sv.prefill_tokens_per_s / replicas)
+    t_steady = max(0, N - first) / (sv.requests_per_s / replicas)
+    context = input_len + output_len / 2.0
+    if length_dist == "fixed":
+        t_tail = output_len * _decode_step(ctx, max(1, math.ceil(first / ctx.dep.parallelism.pp)), context,
+                                           speculation)[0]
+    else:
+        t_tail, n = 0.0, float(first)
+        while n >= 1.0:
+            micro = max(1, math.ceil(n / ctx.dep.parallelism.pp))
+            t_tail += output_len * math.log(2.0) * _decode_step(ctx, micro, context, speculation)[0]
+            n /= 2.0
+    makespan = t_first_prefill + t_steady + t_tail
+    out_tps = replicas * N * output_len / makespan
+    req_s = replicas * N / makespan
+    from dataclasses import replace
+
+    return replace(sv, output_tokens_per_s=out_tps, requests_per_s=req_s,
+                   total_tokens_per_s=req_s * (input_len + output_len))

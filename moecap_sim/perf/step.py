@@ -113,11 +113,17 @@ class Unit:
 
     def roofline(self, bytes_: float, flops: float, dtype: str, flop_eff: Optional[float] = None,
                  bw_eff: Optional[float] = None, overlap: bool = True) -> float:
-        """``max(t_mem, t_cmp)`` when the kernel overlaps streaming with compute; their sum when
-        it does not (``overlap=False``: a CPU GEMM that repacks each weight block into the matrix
+        """``‖(t_mem, t_cmp)‖_p`` when the kernel overlaps streaming with compute (a smooth
+        roofline: the max far from the ridge point, √2·max at it for p = 2); their sum when it does
+        not (``overlap=False``: a CPU GEMM that repacks each weight block into the matrix
         unit's layout before multiplying it, as eager PyTorch/oneDNN does with plain weights)."""
         t_mem, t_cmp = self.times(bytes_, flops, dtype, flop_eff, bw_eff)
-        return max(t_mem, t_cmp) if overlap else t_mem + t_cmp
+        if not overlap:
+            return t_mem + t_cmp
+        p = self.eff.overlap_p
+        if t_mem == 0 or t_cmp == 0 or p >= 64:
+            return max(t_mem, t_cmp)
+        return (t_mem ** p + t_cmp ** p) ** (1.0 / p)  # smooth roofline: ≥ max, ≤ sum
 
     def times(self, bytes_: float, flops: float, dtype: str, flop_eff: Optional[float] = None,
               bw_eff: Optional[float] = None) -> tuple[float, float]:
