@@ -4,7 +4,8 @@ Which factors: per *fit group* — the efficiency class of the unit that does a 
 (the accelerator; the host CPU for ``cpu-only`` and ``cpu-experts`` placements) × the engine's
 kernel family (:data:`moecap_sim.perf.efficiency.ENGINE_FAMILIES`) — two physically bounded
 numbers: ``bw`` (achieved fraction of datasheet memory bandwidth) and ``flop`` (achieved
-fraction of the dense tensor peak), and one fixed cost: ``kernel_scale``, the per-kernel time
+fraction of the dense tensor peak; attention kernels keep the prior's ratio to it), and one
+fixed cost: ``kernel_scale``, the per-kernel time
 (launch gap, minimum kernel duration, per-op dispatch on a CPU) relative to the class's
 documented prior.  Bounds: ``bw`` ∈ [0.30, 1.00], ``flop`` ∈ [0.15, 1.00], ``kernel_scale`` ∈
 [0.5, 16]; a factor that lands on a bound is reported (``at_bound``): the model lacks a term
@@ -97,7 +98,12 @@ def factors(group: str, bw: float, flop: float, kernel_scale: float) -> dict:
     from moecap_sim.perf.efficiency import default_efficiency
 
     prior = default_efficiency(group.split("@")[0])
-    return {"bw": bw, "flop": flop, "kernel_launch_us": round(prior.kernel_launch_us * kernel_scale, 4),
+    # attention kernels run on the same tensor/matrix units as the GEMMs: the achieved fraction
+    # fitted for GEMMs carries over, in the prior's proportion (FlashAttention-class kernels reach
+    # less of the peak than large GEMMs)
+    attention = min(1.0, round(prior.attention * flop / prior.flop, 4))
+    return {"bw": bw, "flop": flop, "attention": attention,
+            "kernel_launch_us": round(prior.kernel_launch_us * kernel_scale, 4),
             "graph_kernel_us": round(prior.graph_kernel_us * kernel_scale, 4)}
 
 
