@@ -94,14 +94,14 @@ def predict_with_context(model: str, hw: str, *, precision: Optional[str] = None
                          calibration: Optional[str] = None, amortize_years: float = 3.0, usd_per_kwh: float = 0.10,
                          pue: float = 1.3) -> Prediction:
     """:func:`predict`, also returning the deployment, memory plan and cost-model context."""
-    if offload not in ("auto",) + OFFLOAD_STRATEGIES:
-        raise UserError(f"--offload must be one of auto, {', '.join(OFFLOAD_STRATEGIES)}; got '{offload}'")
-    if input_len < 1 or output_len < 1:
-        raise UserError(f"--input-len and --output-len must be ≥ 1 (got {input_len}, {output_len})")
-    if pricing not in ("on-demand", "spot", "owned"):
-        raise UserError(f"--pricing must be on-demand, spot or owned; got '{pricing}'")
-    if amortize_years <= 0 or usd_per_kwh < 0 or pue < 1:
-        raise UserError("--amortize-years must be > 0, --usd-per-kwh ≥ 0 and --pue ≥ 1")
+    from moecap_sim.inputs import ServingArgs, check_args, check_calibration_file  # finite, in range, consistent
+
+    check_args(ServingArgs, precision=precision, kv_dtype=kv_dtype, engine=engine, tp=tp, ep=ep, pp=pp, dp=dp,
+               batch=batch, input_len=input_len, output_len=output_len, offload=offload, pricing=pricing,
+               gpu_memory_utilization=gpu_memory_utilization, calibration=calibration,
+               amortize_years=amortize_years, usd_per_kwh=usd_per_kwh, pue=pue)
+    if calibration:
+        check_calibration_file(calibration)
     dep = resolve_deployment(model, hw, precision=precision, kv_dtype=kv_dtype, tp=tp, pp=pp, dp=dp, ep=ep,
                              gpu_memory_utilization=gpu_memory_utilization)
     calib = load_calibration(calibration) if calibration else None

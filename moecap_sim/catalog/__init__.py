@@ -41,13 +41,12 @@ def data_dir(name: str) -> Path:
 
 def read_structured(path: Path) -> Any:
     """Read a YAML or JSON file; a parse error becomes a :class:`SpecError` with the line."""
-    try:
-        text = path.read_text()
-    except OSError as exc:
-        raise UserError(f"cannot read {path}: {exc.strerror}") from None
+    from moecap_sim.inputs import MAX_TEXT_BYTES, read_text_file
+
+    text = read_text_file(path, "spec file", MAX_TEXT_BYTES)  # exists, a file, UTF-8, bounded size
     try:
         if path.suffix == ".json":
-            return json.loads(text)
+            return json.loads(text, parse_constant=lambda c: _no_constant(path, c))
         return yaml.load(text, Loader=_SafeLoader)
     except json.JSONDecodeError as exc:
         raise SpecError(str(path), [f"not valid JSON at line {exc.lineno}, column {exc.colno}: {exc.msg}"]) from None
@@ -55,6 +54,10 @@ def read_structured(path: Path) -> Any:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
         raise SpecError(str(path), [f"not valid YAML{where}: {getattr(exc, 'problem', exc)}"]) from None
+
+
+def _no_constant(path: Path, c: str):
+    raise SpecError(str(path), [f"{c} is not a number (JSON has no NaN/Infinity)"])
 
 
 def load_spec_file(cls: Type[T], path: Path) -> T:

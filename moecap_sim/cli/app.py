@@ -11,11 +11,29 @@ from moecap_sim.cli.render import console, human_params, print_json, table
 app = typer.Typer(
     help="Predict the Cost, Accuracy and Performance of serving sparse Mixture-of-Experts LLMs "
          "on hardware you may not own (MoE-CAP, as a simulator and analytical predictor).",
-    no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False)
-models_app = typer.Typer(help="The model catalog (names, aliases, geometry).", no_args_is_help=True)
-hw_app = typer.Typer(help="The hardware catalog: devices and systems.", no_args_is_help=True)
+    no_args_is_help=False, add_completion=False, pretty_exceptions_enable=False)
+models_app = typer.Typer(help="The model catalog (names, aliases, geometry).", no_args_is_help=False)
+hw_app = typer.Typer(help="The hardware catalog: devices and systems.", no_args_is_help=False)
 app.add_typer(models_app, name="models")
 app.add_typer(hw_app, name="hw")
+
+
+def _version(value: bool) -> None:
+    if value:
+        from importlib.metadata import PackageNotFoundError, version
+
+        try:
+            v = version("moecap-sim")
+        except PackageNotFoundError:  # a source checkout that was not installed
+            from moecap_sim import __version__ as v
+        typer.echo(f"moecap-sim {v}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(version: bool = typer.Option(False, "--version", is_eager=True, callback=_version,
+                                       help="Print the version and exit.")) -> None:
+    """Predict the Cost, Accuracy and Performance of serving sparse Mixture-of-Experts LLMs."""
 
 try:  # the trace command group (routing traces) lives in its own module
     from moecap_sim.cli.trace import app as trace_app
@@ -140,9 +158,6 @@ def predict_cmd(
         except ValueError:
             from moecap_sim.errors import UserError
             raise UserError(f"--batch must be a positive integer or 'max', got '{batch}'") from None
-        if b < 1:
-            from moecap_sim.errors import UserError
-            raise UserError(f"--batch must be ≥ 1, got {b}")
     res = predict(model, hw, precision=precision, kv_dtype=kv_dtype, engine=engine, tp=tp, ep=ep, pp=pp, dp=dp,
                   batch=b, input_len=input_len, output_len=output_len, offload=offload,
                   gpu_memory_utilization=gpu_memory_utilization, pricing=pricing, calibration=calibration,
@@ -173,12 +188,16 @@ def metrics_cmd(
     for ph in ("prefill", "decode"):
         p = d[ph]
         if p:
+            oc = p["vanilla_overcount"]
             rows.append([ph, p["passes"], p["mean_pass_latency_s"], p["tokens_per_s"], f"{100 * p['s_mbu']:.1f}%",
-                         f"{100 * p['mbu']:.1f}%", f"{100 * p['s_mfu']:.2f}%", f"{100 * p['mfu']:.2f}%",
+                         f"{100 * p['s_mfu']:.2f}%", f"{oc['bytes']:.2f}× / {oc['flops']:.2f}×" if oc["bytes"] else "—",
                          p["mean_activated_experts_per_layer"]])
     console.print(table(f"{d['model']} on {d['hardware']} ({d['devices']} devices, peak {d['peak_bandwidth_gb_s']:.0f} GB/s, "
                         f"{d['peak_tflops']:.0f} TFLOPS {d['peak_dtype']} dense)",
-                        ["phase", "passes", "mean pass s", "tokens/s", "S-MBU", "MBU", "S-MFU", "MFU", "experts/layer"], rows))
+                        ["phase", "passes", "mean pass s", "tokens/s", "S-MBU", "S-MFU",
+                         "vanilla over-count bytes / FLOPs", "experts/layer"], rows))
+    console.print("[dim]vanilla MBU/MFU would charge every expert to every pass and token; the factor is how much "
+                  "they over-count (not a utilisation)[/dim]")
     console.print(f"TTFT {d['ttft_s']} s, TPOT {d['tpot_s']} s")
     for n in d["notes"]:
         console.print(f"[yellow]note: {n}[/yellow]")
@@ -215,9 +234,15 @@ def simulate_cmd(
 
     from moecap_sim.sim.simulate import plot_cdfs, simulate
 
-    s = simulate(model, hw, workload=workload, requests=requests, rate=rate, rate_scale=rate_scale, input_len=input_len,
-                 output_len=output_len, seed=seed, precision=precision, kv_dtype=kv_dtype, engine=engine, tp=tp, ep=ep,
-                 pp=pp, dp=dp, offload=offload, pricing=pricing, calibration=calibration, return_requests=bool(plots))
+    from moecap_sim.cli.render import LazyProgress
+    from moecap_sim.inputs import check_output_dir
+
+    check_output_dir(plots, "--plots")
+    with LazyProgress("simulating requests") as bar:
+        s = simulate(model, hw, workload=workload, requests=requests, rate=rate, rate_scale=rate_scale,
+                     input_len=input_len, output_len=output_len, seed=seed, precision=precision, kv_dtype=kv_dtype,
+                     engine=engine, tp=tp, ep=ep, pp=pp, dp=dp, offload=offload, pricing=pricing,
+                     calibration=calibration, return_requests=bool(plots), progress=bar)
     reqs = s.pop("_requests", None)
     if plots and s["fits"]:
         Path(plots).mkdir(parents=True, exist_ok=True)
@@ -264,10 +289,12 @@ def plan_cmd(
     """Find the cheapest hardware × configuration that meets the SLOs at a load (capacity planning)."""
     from moecap_sim.planner import plan
 
-    with console.status("searching systems × precisions × layouts ..."):
+    from moecap_sim.cli.render import LazyProgress
+
+    with LazyProgress("searching systems × precisions × layouts") as bar:
         r = plan(model, rate=rate, output_tokens_per_s=output_tokens_per_s, input_len=input_len, output_len=output_len,
                  slo_ttft_s=slo_ttft, slo_tpot_s=slo_tpot, systems_list=system, precisions=precision, pricing=pricing,
-                 top=top, min_accuracy=min_accuracy)
+                 top=top, min_accuracy=min_accuracy, progress=bar)
     if json_out:
         return print_json(r)
     console.print(f"[bold]{model}[/bold]: {r['target_output_tokens_per_s']:.0f} output tok/s "

@@ -12,7 +12,7 @@ from rich.table import Table
 from moecap_sim.errors import UserError
 
 app = typer.Typer(help="Expert-routing traces: import logs, statistics, routing profiles, synthesis.",
-                  no_args_is_help=True, add_completion=False)
+                  no_args_is_help=False, add_completion=False)
 from moecap_sim.cli.render import console  # shared console (wide when not a TTY)
 
 
