@@ -46,8 +46,6 @@ Par = Annotated[int, Field(ge=1, le=MAX_PARALLEL)]
 Seed = Annotated[int, Field(ge=0, le=2**32 - 1)]
 Pos = Annotated[float, Field(gt=0, allow_inf_nan=False)]
 
-PRICING = ("on-demand", "spot", "owned")
-OFFLOADS = ("auto", "none", "expert-cache", "cpu-experts", "cpu-only", "nvme")
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -104,7 +102,7 @@ class ServingArgs(_Args):
     dp: Par = 1
     input_len: Tokens = 1024
     output_len: Tokens = 256
-    offload: Literal["auto", "none", "expert-cache", "cpu-experts", "cpu-only", "nvme"] = "auto"
+    offload: str = "auto"
     gpu_memory_utilization: Annotated[float, Field(ge=0.05, le=1.0, allow_inf_nan=False)] = 0.9
     pricing: Literal["on-demand", "spot", "owned"] = "on-demand"
     calibration: Optional[str] = None
@@ -114,6 +112,17 @@ class ServingArgs(_Args):
     batch: Union[Literal["max"], Annotated[int, Field(ge=1, le=MAX_BATCH)]] = 1
 
     _prec = field_validator("precision")(classmethod(lambda cls, v: _precision_ok(v)))
+
+    @field_validator("offload")
+    @classmethod
+    def _offload(cls, v):
+        from moecap_sim.memory import OFFLOAD_STRATEGIES  # the one list of placements
+
+        if v not in ("auto",) + tuple(OFFLOAD_STRATEGIES):
+            hint = close_matches(v, ("auto",) + tuple(OFFLOAD_STRATEGIES))
+            raise ValueError(f"must be one of auto, {', '.join(OFFLOAD_STRATEGIES)}"
+                             + (f" (did you mean {hint[0]}?)" if hint else ""))
+        return v
 
     @model_validator(mode="after")
     def _layout(self):

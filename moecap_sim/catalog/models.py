@@ -6,7 +6,7 @@ import functools
 from pathlib import Path
 
 from moecap_sim.catalog import Registry, read_structured
-from moecap_sim.errors import SpecError, UserError
+from moecap_sim.errors import SpecError
 from moecap_sim.specs.model import ModelSpec
 from moecap_sim.specs.validation import validate_spec
 

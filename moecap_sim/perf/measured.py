@@ -16,7 +16,6 @@ recovered; this is detected and reported.
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any, Optional
 
 from moecap_sim.deployment import resolve_deployment

@@ -29,7 +29,7 @@ import io
 import json
 import re
 from pathlib import Path
-from typing import Any, Iterable, Iterator, Optional
+from typing import Any, Iterator, Optional
 
 import numpy as np
 
@@ -321,7 +321,7 @@ def normalize_format(fmt: Optional[str]) -> Optional[str]:
 
 def _parse_speculative(path: Path, req_offset: dict) -> dict:
     b = _Builder(path)
-    prev_layer, pass_no, decode_step = None, -1, {}
+    prev_layer, pass_no = None, -1
     raw_mode = None
     for lineno, o in iter_jsonl(path):
         layer = _need(o, "layer", path, lineno)
@@ -747,7 +747,7 @@ def _combine(parts: list[dict], srcs: list[Path]) -> dict:
     if all(s == layer_sets[0] for s in layer_sets) and all(p["experts"].shape[2] == parts[0]["experts"].shape[2]
                                                           for p in parts):
         out = dict(parts[0])
-        pid_off, req_off = 0, 0
+        pid_off = 0
         pids, reqs = [], []
         for p in parts:
             pid = np.asarray(p["pass_id"])

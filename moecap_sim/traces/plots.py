@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
-from moecap_sim.traces.format import DECODE, Trace
+from moecap_sim.traces.format import Trace
 
 
 def _plt():
