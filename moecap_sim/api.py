@@ -102,10 +102,15 @@ def hw_list() -> dict[str, list[dict[str, Any]]]:
 def hw_show(name: str) -> dict[str, Any]:
     """A system or device spec (systems win when a name is both), with uncertain fields listed."""
     from moecap_sim.errors import UserError, unknown_name
-    for reg, kind in ((systems(), "system"), (devices(), "device")):
+    regs = ((systems(), "system"), (devices(), "device"))
+    if name.endswith((".yaml", ".yml", ".json")):  # a file: validate it against the schema its content names
+        regs = regs[:1] if _is_system_file(name) else regs[1:]
+    for reg, kind in regs:
         try:
             spec = reg.get(name)
         except UserError:
+            if len(regs) == 1:
+                raise
             continue
         d = spec.model_dump()
         d["spec_kind"] = kind
@@ -118,6 +123,23 @@ def hw_show(name: str) -> dict[str, Any]:
             d["devices"][spec.host.cpu.device] = device_of(spec, spec.host.cpu.device).model_dump()
         return d
     raise unknown_name("hardware", name, systems().all_names_and_aliases() + devices().all_names_and_aliases())
+
+
+def _is_system_file(name: str) -> bool:
+    """A path whose top-level mapping has a system's ``host`` or ``pricing`` section."""
+    from pathlib import Path
+
+    from moecap_sim.catalog import read_structured
+    from moecap_sim.errors import UserError
+
+    p = Path(name)
+    if not p.is_file():
+        return True  # the system registry says why (not found, a directory)
+    try:
+        data = read_structured(p)
+    except UserError:  # unreadable: the system registry's own error says why
+        return True
+    return isinstance(data, dict) and ("host" in data or "pricing" in data)
 
 
 # ---- prediction, simulation, planning, radar, measured metrics ---------------------------------

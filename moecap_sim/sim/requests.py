@@ -47,12 +47,22 @@ def _read_csv(path: Path, limit: Optional[int], rate_scale: float) -> tuple[list
     reader = csv.DictReader(lines)
     need = {"arrival_s", "input_tokens", "output_tokens"}
     azure = {"TIMESTAMP", "ContextTokens", "GeneratedTokens"}
-    fields = set(reader.fieldnames or [])
+    try:
+        fields = set(reader.fieldnames or [])
+    except csv.Error as exc:
+        raise UserError(f"{path}: line 1: not a CSV header ({exc})") from None
     if not (need <= fields or azure <= fields):
         raise UserError(f"{path}: expected columns arrival_s,input_tokens,output_tokens "
                         f"(or Azure's TIMESTAMP,ContextTokens,GeneratedTokens); got {reader.fieldnames}")
     ours = need <= fields
-    for i, row in enumerate(reader):
+    rows_iter = enumerate(reader)
+    while True:
+        try:
+            i, row = next(rows_iter)
+        except StopIteration:
+            break
+        except csv.Error as exc:  # e.g. a field over the csv module's size limit
+            raise UserError(f"{path}: line {reader.line_num}: not a CSV row ({exc})") from None
         line = reader.line_num
         col = "arrival_s" if ours else "TIMESTAMP"
         try:

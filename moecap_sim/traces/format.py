@@ -247,6 +247,7 @@ def save_trace(tr: Trace, out: Path, compress: bool = True) -> Path:
 def load_trace(path) -> Trace:
     """Read a ``moecap-trace/1`` file; a file that is not one raises :class:`UserError`."""
     import zipfile
+    import zlib
 
     from moecap_sim.inputs import MAX_DATA_BYTES, check_input_file
 
@@ -269,7 +270,7 @@ def load_trace(path) -> Trace:
             tr = Trace(meta=meta, layers=z["layers"], passes=passes, **kw)
     except UserError:
         raise
-    except (OSError, ValueError, KeyError, TypeError, IndexError, EOFError, zipfile.BadZipFile,
+    except (OSError, ValueError, KeyError, TypeError, IndexError, EOFError, zipfile.BadZipFile, zlib.error,
             json.JSONDecodeError) as exc:  # corrupt, truncated or empty archives and arrays
         raise UserError(f"cannot read trace {path}: not a valid {FORMAT} file "
                         f"({type(exc).__name__}: {str(exc)[:120]})") from None

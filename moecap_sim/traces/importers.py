@@ -312,7 +312,7 @@ def normalize_format(fmt: Optional[str]) -> Optional[str]:
         from moecap_sim.errors import close_matches
 
         m = close_matches(fmt, list(FORMATS) + list(ALIASES))
-        raise UserError(f"unknown trace format '{fmt}'." + (f" Did you mean: {', '.join(m)}?" if m else "")
+        raise UserError(f"unknown trace format --format '{fmt}'." + (f" Did you mean: {', '.join(m)}?" if m else "")
                         + f" Known: {', '.join(FORMATS)}")
     return f
 
@@ -545,12 +545,13 @@ def _moecap_records(path: Path, meta: dict, opts: dict, notes: list[str]) -> dic
 
 def _routed_experts(path: Path, opts: dict) -> dict:
     import zipfile
+    import zlib
 
     try:
         z = np.load(path, allow_pickle=False)
     except ValueError as exc:
         raise UserError(f"{path}: cannot read the array ({exc}); object/pickled arrays are not accepted") from None
-    except (OSError, EOFError, TypeError, zipfile.BadZipFile) as exc:  # corrupt, truncated or empty files
+    except (OSError, EOFError, TypeError, zipfile.BadZipFile, zlib.error) as exc:  # corrupt, truncated or empty files
         raise UserError(f"{path}: not a readable .npy/.npz file ({type(exc).__name__}: {str(exc)[:120]})") from None
     arrays: list[tuple[str, np.ndarray]] = []
     prompt: dict[str, int] = {}
@@ -561,7 +562,7 @@ def _routed_experts(path: Path, opts: dict) -> dict:
             for key in z.files:
                 try:
                     a = z[key]
-                except (ValueError, OSError, EOFError, zipfile.BadZipFile) as exc:
+                except (ValueError, OSError, EOFError, zipfile.BadZipFile, zlib.error) as exc:
                     raise UserError(f"{path}: entry '{key}': {type(exc).__name__}: {str(exc)[:120]}") from None
                 if a.ndim == 3:
                     arrays.append((key, a))
@@ -779,6 +780,7 @@ def import_sources(srcs: list[Path], fmt: Optional[str] = None, mapping=None, **
     from moecap_sim.inputs import MAX_DATA_BYTES, ImportArgs, check_args, check_input_file
 
     check_args(ImportArgs, **{k: opts.get(k) for k in ImportArgs.model_fields})
+    _parse_pass_sizes(opts.get("pass_sizes"))  # malformed or runaway sizes fail before any parsing
     for s in srcs:
         if s.is_dir():
             raise UserError(f"{s} is a directory; pass the files (e.g. {s}/*.jsonl)")
