@@ -232,7 +232,7 @@ def _records(d: Path, rng: random.Random) -> list[tuple[Path, str]]:
                   "forward_mode": [7, None, ["decode"]],
                   "expert_activation": [-1, "x", [], [1, [2]], float("inf"), [[1, 2], [1]], [1e9], True],
                   "scheduled_tokens": [-1, "x", [1, -2], {"a": "b"}],
-                  "gpu_num": [0, -1, "x", 10**6]}
+                  "gpu_num": [0, -1, "x", 10**6, 8]}  # 8: more GPUs than the l4x1 the metrics are asked for
     for f, vals in bad_fields.items():
         for j, v in enumerate(vals):
             lines = [dict(good) for _ in range(3)]
@@ -421,7 +421,7 @@ def _file_cases(root: Path, kinds: dict, rng: random.Random) -> list[tuple[list[
             cases.append((["predict", "--model", "olmoe-1b-7b", "--hw", str(p)], needle, ""))
     # valid for `trace import` (which needs only expert_activation), invalid for `metrics`
     metrics_only = {"rec-latency-3.jsonl", "rec-batch_size-3.jsonl", "rec-forward_mode-1.jsonl", "rec-toofast.jsonl",
-                    "rec-missing-0.jsonl", "rec-missing-1.jsonl", "rec-missing-2.jsonl"}
+                    "rec-missing-0.jsonl", "rec-missing-1.jsonl", "rec-missing-2.jsonl", "rec-gpu_num-4.jsonl"}
     for p, needle in kinds["rec"]:
         cases.append((["metrics", str(p)] + BASE_METRICS[1:], needle, ""))
         out = str(out_dir / "rec.trace.npz")

@@ -45,9 +45,19 @@ def metrics_from_records(records_path: str, model: str, hw: str, precision: Opti
     """S-MBU, S-MFU, TTFT, TPOT and throughputs of measured passes, and how much vanilla (all
     experts counted) MBU/MFU would over-count.  Utilisation above 100 % is refused as inconsistent input."""
     recs = read_records(records_path)
-    first_gpus = recs[0].get("gpu_num")
-    dep = resolve_deployment(model, hw, precision=precision, kv_dtype=kv_dtype,
-                             tp=int(first_gpus) if isinstance(first_gpus, int) and first_gpus > 0 else None)
+    gpus = [(r["_line"], r["gpu_num"]) for r in recs if r.get("gpu_num") is not None]
+    if len({g for _, g in gpus}) > 1:
+        line, g = next((ln, g) for ln, g in gpus if g != gpus[0][1])
+        raise UserError(f"{records_path}:{line}: field 'gpu_num' = {g} differs from {gpus[0][1]} on line {gpus[0][0]}: "
+                        f"the records must come from one deployment")
+    first_gpus = gpus[0][1] if gpus else None
+    try:
+        dep = resolve_deployment(model, hw, precision=precision, kv_dtype=kv_dtype,
+                                 tp=int(first_gpus) if isinstance(first_gpus, int) and first_gpus > 0 else None)
+    except UserError as exc:
+        if first_gpus and "devices, but" in str(exc):  # the records' GPU count does not fit --hw
+            raise UserError(f"{records_path}:{gpus[0][0]}: field 'gpu_num' = {first_gpus}: {exc}") from None
+        raise
     a = dep.model.arch
     s = dep.scheme
     g = a.params_by_group()
