@@ -60,16 +60,17 @@ def check_args(model: Type[M], **kw: Any) -> M:
     try:
         return model.model_validate(kw)
     except ValidationError as exc:
-        msgs = []
+        by_field: dict[str, list[str]] = {}
         for err in exc.errors():
             msg = err["msg"].removeprefix("Value error, ")
             if err["type"] == "literal_error":
                 msg = f"{msg}{_hint(err.get('input'), err.get('ctx', {}).get('expected', ''))}"
-            if err["loc"]:
-                msgs.append(f"{_flag(err['loc'])} = {err.get('input')!r}: {msg}")
+            if err["loc"]:  # a union (e.g. --batch: 'max' or an integer) gives one error per member
+                key = f"{_flag(err['loc'][:1])} = {kw.get(str(err['loc'][0]), err.get('input'))!r}"
             else:
-                msgs.append(msg)
-        raise UserError("; ".join(msgs)) from None
+                key = ""
+            by_field.setdefault(key, []).append(msg)
+        raise UserError("; ".join(f"{k}: {' or '.join(v)}" if k else " or ".join(v) for k, v in by_field.items())) from None
 
 
 def _hint(word: Any, expected: str) -> str:
