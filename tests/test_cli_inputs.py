@@ -2,7 +2,6 @@
 commands, progress callbacks, the API mirror, packaging metadata."""
 
 import json
-import tomllib
 from pathlib import Path
 
 import pytest
@@ -100,6 +99,7 @@ def test_api_mirrors_every_cli_command():
 
 
 def test_packaging_metadata():
+    tomllib = pytest.importorskip("tomllib")  # Python ≥ 3.11
     meta = tomllib.loads((ROOT / "pyproject.toml").read_text())
     deps = meta["project"]["dependencies"]
     assert not any(d.startswith(("scikit-learn", "dask")) for d in deps)

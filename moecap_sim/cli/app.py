@@ -178,7 +178,9 @@ def metrics_cmd(
     json_out: bool = typer.Option(False, "--json", help="Print JSON."),
 ):
     """Compute S-MBU, S-MFU, TTFT, TPOT and throughput from measured per-pass records with the
-    corrected MoE-CAP definitions (top-k experts, router, dense peaks, full-context KV, Eq. 6)."""
+    corrected MoE-CAP definitions (top-k experts, router, dense peaks, full-context KV, Eq. 6).
+    Vanilla MBU/MFU are shown as the factor by which they over-count (they charge every expert);
+    records implying more than 100 % of the hardware's peak are refused (exit 2)."""
     from moecap_sim.perf.measured import metrics_from_records
 
     d = metrics_from_records(records, model, hw, precision=precision, kv_dtype=kv_dtype)
@@ -317,7 +319,8 @@ def radar_cmd(
                                                                    "purchase_usd | power_w."),
     input_len: int = typer.Option(1024, "--input-len", help="Prompt tokens per request."),
     output_len: int = typer.Option(256, "--output-len", help="Output tokens per request."),
-    out: str = typer.Option("cap_radar.png", "-o", "--out", help="PNG file to write."),
+    out: str = typer.Option("cap_radar.png", "-o", "--out", help="Plot file to write (.png, .pdf or .svg; written "
+                                                                   "atomically)."),
     json_out: bool = typer.Option(False, "--json", help="Print JSON."),
 ):
     """Draw the CAP radar (performance, cost, accuracy) for several configurations and class each
