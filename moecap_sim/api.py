@@ -3,7 +3,24 @@
     >>> from moecap_sim import api
     >>> api.predict(model="mixtral-8x7b", hw="h100x8")["tpot_s"]          # doctest: +SKIP
 
-The CLI (``moecap_sim.cli``) only parses arguments, calls these functions and renders.
+=========================  ==========================================
+CLI command                API function
+=========================  ==========================================
+``models list`` / ``show``  :func:`models_list` / :func:`model_summary`
+``hw list`` / ``show``      :func:`hw_list` / :func:`hw_show`
+``hw probe``                :func:`hw_probe`
+``predict``                 :func:`predict`
+``metrics``                 :func:`metrics`
+``simulate``                :func:`simulate`
+``plan``                    :func:`plan`
+``radar``                   :func:`radar`
+``trace import|stats|fit|synth``  :func:`trace_import` … :func:`trace_synth`
+``validate`` / ``calibrate``  :func:`validate` / :func:`calibrate`
+=========================  ==========================================
+
+These are thin wrappers: arguments are checked at the boundary (:mod:`moecap_sim.inputs`) by the
+functions they call, and a mistake raises :class:`moecap_sim.errors.UserError`.  The CLI
+(``moecap_sim.cli``) only parses arguments, calls the same functions and renders.
 """
 
 from __future__ import annotations
@@ -85,10 +102,15 @@ def hw_list() -> dict[str, list[dict[str, Any]]]:
 def hw_show(name: str) -> dict[str, Any]:
     """A system or device spec (systems win when a name is both), with uncertain fields listed."""
     from moecap_sim.errors import UserError, unknown_name
-    for reg, kind in ((systems(), "system"), (devices(), "device")):
+    regs = ((systems(), "system"), (devices(), "device"))
+    if name.endswith((".yaml", ".yml", ".json")):  # a file: validate it against the schema its content names
+        regs = regs[:1] if _is_system_file(name) else regs[1:]
+    for reg, kind in regs:
         try:
             spec = reg.get(name)
         except UserError:
+            if len(regs) == 1:
+                raise
             continue
         d = spec.model_dump()
         d["spec_kind"] = kind
@@ -101,3 +123,118 @@ def hw_show(name: str) -> dict[str, Any]:
             d["devices"][spec.host.cpu.device] = device_of(spec, spec.host.cpu.device).model_dump()
         return d
     raise unknown_name("hardware", name, systems().all_names_and_aliases() + devices().all_names_and_aliases())
+
+
+def _is_system_file(name: str) -> bool:
+    """A path whose top-level mapping has a system's ``host`` or ``pricing`` section."""
+    from pathlib import Path
+
+    from moecap_sim.catalog import read_structured
+    from moecap_sim.errors import UserError
+
+    p = Path(name)
+    if not p.is_file():
+        return True  # the system registry says why (not found, a directory)
+    try:
+        data = read_structured(p)
+    except UserError:  # unreadable: the system registry's own error says why
+        return True
+    return isinstance(data, dict) and ("host" in data or "pricing" in data)
+
+
+# ---- prediction, simulation, planning, radar, measured metrics ---------------------------------
+
+def predict(model: str, hw: str, **kwargs: Any) -> dict[str, Any]:
+    """``moecap-sim predict``: see :func:`moecap_sim.predict.predict` for the keyword arguments."""
+    from moecap_sim.predict import predict as _predict
+
+    return _predict(model, hw, **kwargs)
+
+
+def metrics(records: str, model: str, hw: str, precision: Optional[str] = None,
+            kv_dtype: Optional[str] = None) -> dict[str, Any]:
+    """``moecap-sim metrics``: S-MBU/S-MFU, TTFT, TPOT from MoE-CAP recorder records."""
+    from moecap_sim.perf.measured import metrics_from_records
+
+    return metrics_from_records(records, model, hw, precision=precision, kv_dtype=kv_dtype)
+
+
+def simulate(model: str, hw: str, **kwargs: Any) -> dict[str, Any]:
+    """``moecap-sim simulate``: see :func:`moecap_sim.sim.simulate.simulate`."""
+    from moecap_sim.sim.simulate import simulate as _simulate
+
+    return _simulate(model, hw, **kwargs)
+
+
+def plan(model: str, **kwargs: Any) -> dict[str, Any]:
+    """``moecap-sim plan``: see :func:`moecap_sim.planner.plan`."""
+    from moecap_sim.planner import plan as _plan
+
+    return _plan(model, **kwargs)
+
+
+def radar(cases: list, **kwargs: Any) -> dict[str, Any]:
+    """``moecap-sim radar``: ``cases`` are ``"MODEL@SYSTEM[:key=value,...]"`` strings or dicts of
+    predict arguments; see :func:`moecap_sim.radar.radar` for the keyword arguments."""
+    from moecap_sim.radar import parse_case, radar as _radar
+
+    return _radar([parse_case(c) if isinstance(c, str) else c for c in cases], **kwargs)
+
+
+# ---- routing traces ---------------------------------------------------------------------------
+
+def trace_import(src, out, **kwargs: Any):
+    """``moecap-sim trace import``: see :func:`moecap_sim.traces.api.trace_import`."""
+    from moecap_sim.traces.api import trace_import as _f
+
+    return _f(src, out, **kwargs)
+
+
+def trace_stats(path, **kwargs: Any) -> dict[str, Any]:
+    """``moecap-sim trace stats``."""
+    from moecap_sim.traces.api import trace_stats as _f
+
+    return _f(path, **kwargs)
+
+
+def trace_fit(path, out=None, model: Optional[str] = None):
+    """``moecap-sim trace fit``."""
+    from moecap_sim.traces.api import trace_fit as _f
+
+    return _f(path, out, model=model)
+
+
+def trace_synth(model: Optional[str], tokens: int, out, **kwargs: Any):
+    """``moecap-sim trace synth``."""
+    from moecap_sim.traces.api import trace_synth as _f
+
+    return _f(model, tokens, out, **kwargs)
+
+
+# ---- validation on real hardware (needs the ``validate`` extra: torch) --------------------------
+
+def hw_probe(output: Optional[str] = None, *, threads: Optional[int] = None, quick: bool = False,
+             gpu: Optional[bool] = None, name: Optional[str] = None, **spec_kwargs: Any) -> dict[str, Any]:
+    """``moecap-sim hw probe``: measure this machine and write its spec files; returns the report
+    with ``files`` (``spec_kwargs``: tdp_w, purchase_usd, usd_per_hour)."""
+    from moecap_sim.validation.probe import probe_machine, write_specs
+
+    rep = probe_machine(threads=threads, quick=quick, gpu=gpu, name=name, log=lambda msg: None)
+    files = write_specs(rep, output, **spec_kwargs)
+    return {"report": rep, "files": files}
+
+
+def validate(**kwargs: Any) -> dict[str, Any]:
+    """``moecap-sim validate``: keyword arguments are the fields of
+    :class:`moecap_sim.validation.runner.ValidateConfig`."""
+    from moecap_sim.validation.runner import DEFAULT_MODELS, QUICK_MODELS, ValidateConfig, run_validation
+
+    kwargs.setdefault("models", list(QUICK_MODELS if kwargs.get("quick") else DEFAULT_MODELS))
+    return run_validation(ValidateConfig(**kwargs), log=lambda msg: None)
+
+
+def calibrate(paths: list, **kwargs: Any) -> dict[str, Any]:
+    """``moecap-sim calibrate``: see :func:`moecap_sim.validation.calibrate.calibrate`."""
+    from moecap_sim.validation.calibrate import calibrate as _f
+
+    return _f(paths, **kwargs)

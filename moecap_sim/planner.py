@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any, Optional
+from typing import Any, Callable, Optional
 
 from moecap_sim.catalog.hardware import systems
 from moecap_sim.errors import UserError
@@ -81,8 +81,15 @@ def plan(model: str, *, rate: Optional[float] = None, output_tokens_per_s: Optio
          input_len: int = 1024, output_len: int = 256, slo_ttft_s: Optional[float] = None,
          slo_tpot_s: Optional[float] = None, systems_list: Optional[list[str]] = None,
          precisions: Optional[list[str]] = None, pricing: str = "on-demand", max_systems: int = 64,
-         top: int = 10, min_accuracy: Optional[float] = None) -> dict[str, Any]:
-    """Rank configurations by $/hour for a target load (``rate`` req/s or output tokens/s)."""
+         top: int = 10, min_accuracy: Optional[float] = None,
+         progress: Optional[Callable[[int, int], None]] = None) -> dict[str, Any]:
+    """Rank configurations by $/hour for a target load (``rate`` req/s or output tokens/s).
+    ``progress(done, total)`` is called after each system (the CLI draws a bar with it)."""
+    from moecap_sim.inputs import PlanArgs, check_args
+
+    check_args(PlanArgs, rate=rate, output_tokens_per_s=output_tokens_per_s, input_len=input_len,
+               output_len=output_len, slo_ttft_s=slo_ttft_s, slo_tpot_s=slo_tpot_s, precisions=precisions,
+               pricing=pricing, max_systems=max_systems, top=top, min_accuracy=min_accuracy)
     if rate is None and output_tokens_per_s is None:
         raise UserError("give the target load: --rate (requests/s) or --output-tokens-per-s")
     target = output_tokens_per_s if output_tokens_per_s is not None else rate * output_len
@@ -92,8 +99,13 @@ def plan(model: str, *, rate: Optional[float] = None, output_tokens_per_s: Optio
     precisions = precisions or ["native", "fp8", "int4"]
     cands: list[Candidate] = []
     rejected: dict[str, str] = {}
-    for sys_name in names:
-        s = systems().get(sys_name)
+    specs = [systems().get(n) for n in names]  # unknown names fail here, before any search
+    from moecap_sim.catalog.models import get_model
+
+    get_model(model)
+    for i, (sys_name, s) in enumerate(zip(names, specs)):
+        if progress is not None:
+            progress(i, len(names))
         n = s.accelerators.count if s.accelerators else 1
         for prec in precisions:
             for tp, dp in (_layouts(n) if s.accelerators else [(1, 1)]):
@@ -130,6 +142,8 @@ def plan(model: str, *, rate: Optional[float] = None, output_tokens_per_s: Optio
                 cands.append(Candidate(sys_name, r["precision"]["weights_short"], tp, dp, r["placement"]["strategy"],
                                        r["engine"], sv.batch_per_replica, sv.ttft_s, sv.tpot_s, per_system, needed, usd,
                                        usd * needed, usd * needed / (target * 3600) * 1e6, acc, r["cost"]["basis"]))
+    if progress is not None:
+        progress(len(names), len(names))
     cands.sort(key=lambda c: (c.usd_per_hour_total, -c.output_tokens_per_s))
     # keep the best layout per (system, precision)
     seen, best = set(), []

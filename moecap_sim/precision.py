@@ -240,6 +240,12 @@ def check_precision(name: str, what: str = "precision") -> str:
     return key
 
 
+def check_requested_precision(name: str, what: str = "precision") -> str:
+    """A ``--precision`` value: a weight format or a GGUF preset (``q4_k_m``, ``ud-iq1_s``)."""
+    key = name.strip().lower()
+    return key if key in GGUF_PRESETS else check_precision(key, what)
+
+
 def check_kv_dtype(name: str) -> str:
     key = name.strip().lower()
     if key not in KV_BYTES:

@@ -16,7 +16,7 @@ from moecap_sim.config import ServingConfig
 from moecap_sim.catalog.engines import EngineSpec, default_engine_name, get_engine
 from moecap_sim.deployment import Deployment, resolve_deployment
 from moecap_sim.errors import UserError
-from moecap_sim.memory import OFFLOAD_STRATEGIES, MemoryPlan, MemoryPolicy, plan_memory
+from moecap_sim.memory import MemoryPlan, MemoryPolicy, plan_memory
 from moecap_sim.perf.cost import CostInputs, average_power_w, hourly_cost, usd_per_million
 from moecap_sim.perf.efficiency import Calibration, engine_family, load_calibration
 from moecap_sim.perf.uncertainty import prediction_class, uncertainty
@@ -176,13 +176,19 @@ def predict_with_context(model: Union[str, ServingConfig], hw: Optional[str] = N
     """:func:`predict`, also returning the deployment, memory plan and cost-model context.
     When the requested deployment does not fit and ``search_feasible``, the result carries
     ``best_feasible`` (see :func:`best_feasible`)."""
+    from moecap_sim.inputs import ServingArgs, check_args, check_calibration_file  # finite, in range, consistent
+
     cfg = _config(model, hw, options)
+    file_calibration = cfg.calibration if isinstance(cfg.calibration, str) else None
+    check_args(ServingArgs, precision=cfg.precision, kv_dtype=cfg.kv_dtype, engine=cfg.engine, tp=cfg.tp, ep=cfg.ep,
+               pp=cfg.pp, dp=cfg.dp, batch=cfg.batch, input_len=cfg.input_len, output_len=cfg.output_len,
+               offload=cfg.offload, pricing=cfg.pricing, gpu_memory_utilization=cfg.gpu_memory_utilization,
+               calibration=file_calibration, amortize_years=cfg.amortize_years, usd_per_kwh=cfg.usd_per_kwh,
+               pue=cfg.pue)
+    if file_calibration:
+        check_calibration_file(file_calibration)
     offload, pricing, batch = cfg.offload, cfg.pricing, cfg.batch
     input_len, output_len = cfg.input_len, cfg.output_len
-    if offload not in ("auto",) + OFFLOAD_STRATEGIES:
-        raise UserError(f"--offload must be one of auto, {', '.join(OFFLOAD_STRATEGIES)}; got '{offload}'")
-    if pricing not in ("on-demand", "spot", "owned"):
-        raise UserError(f"--pricing must be on-demand, spot or owned; got '{pricing}'")
     dep = resolve_deployment(cfg.model, cfg.hw, precision=cfg.precision, kv_dtype=cfg.kv_dtype, tp=cfg.tp,
                              pp=cfg.pp, dp=cfg.dp, ep=cfg.ep, nodes=cfg.nodes, attention_dp=cfg.attention_dp,
                              gpu_memory_utilization=cfg.gpu_memory_utilization)

@@ -32,7 +32,15 @@ def parse_case(text: str) -> dict:
         k = k.strip().replace("-", "_")
         if k not in allowed or not v:
             raise UserError(f"case '{text}': unknown option '{kv}' (allowed: {', '.join(sorted(allowed))})")
-        case[k] = int(v) if k in ("tp", "dp", "ep", "pp") or (k == "batch" and v != "max") else v
+        if k in ("tp", "dp", "ep", "pp") or (k == "batch" and v != "max"):
+            try:
+                case[k] = int(v)
+            except ValueError:
+                raise UserError(f"case '{text}': {k} = {v!r} is not an integer") from None
+        else:
+            case[k] = v
+    if not model or not hw:
+        raise UserError(f"case '{text}': both MODEL and SYSTEM are needed (MODEL@SYSTEM)")
     return case
 
 
@@ -56,10 +64,17 @@ def _scale(values: list[Optional[float]], higher_better: bool) -> list[Optional[
 def radar(cases: list[dict], *, cost_axis: str = "usd_per_million_output_tokens", input_len: int = 1024,
           output_len: int = 256, out: Optional[str] = None) -> dict[str, Any]:
     """Predict each case, place it on the CAP radar, class its trade-off, optionally plot."""
-    if cost_axis not in COST_AXES:
-        raise UserError(f"--cost must be one of {', '.join(COST_AXES)}")
+    from moecap_sim.inputs import RadarArgs, ServingArgs, check_args, check_output_path
+
+    check_args(RadarArgs, cost_axis=cost_axis, input_len=input_len, output_len=output_len)
+    check_output_path(out, "-o/--out", (".png", ".pdf", ".svg"))
     if len(cases) < 2:
         raise UserError("a radar compares at least two cases")
+    for c in cases:  # every case is checked before the first prediction runs
+        try:
+            check_args(ServingArgs, **{k: v for k, v in c.items() if k not in ("model", "hw", "label")})
+        except UserError as exc:
+            raise UserError(f"case {c.get('label') or c['model'] + '@' + c['hw']}: {exc}") from None
     rows = []
     for c in cases:
         kw = {k: v for k, v in c.items() if k not in ("model", "hw", "label")}
@@ -127,6 +142,10 @@ def _plot(rows: list[dict], cost_label: str, path: str) -> str:
     ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.08), fontsize=8, ncol=1)
     ax.set_title("CAP radar (bigger area is better)", fontsize=11, pad=18)
     fig.tight_layout()
-    fig.savefig(path, dpi=110, bbox_inches="tight")
-    plt.close(fig)
+    from moecap_sim.inputs import atomic_savefig
+
+    try:
+        atomic_savefig(fig, path, dpi=110, bbox_inches="tight")
+    finally:
+        plt.close(fig)
     return path

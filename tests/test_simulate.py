@@ -66,7 +66,7 @@ def test_workload_errors(tmp_path):
         simulate("olmoe-1b-7b", "l4x1", workload="azure-cnv")
     bad = tmp_path / "w.csv"
     bad.write_text("arrival_s,input_tokens,output_tokens\n0,10,5\n1,abc,5\n")
-    with pytest.raises(UserError, match="row 3"):
+    with pytest.raises(UserError, match="line 3: field .input_tokens."):
         simulate("olmoe-1b-7b", "l4x1", workload=str(bad))
 
 

@@ -41,13 +41,12 @@ def data_dir(name: str) -> Path:
 
 def read_structured(path: Path) -> Any:
     """Read a YAML or JSON file; a parse error becomes a :class:`SpecError` with the line."""
-    try:
-        text = path.read_text()
-    except OSError as exc:
-        raise UserError(f"cannot read {path}: {exc.strerror}") from None
+    from moecap_sim.inputs import MAX_TEXT_BYTES, read_text_file
+
+    text = read_text_file(path, "spec file", MAX_TEXT_BYTES)  # exists, a file, UTF-8, bounded size
     try:
         if path.suffix == ".json":
-            return json.loads(text)
+            return json.loads(text)  # NaN/Infinity parse as floats; the schema names the field
         return yaml.load(text, Loader=_SafeLoader)
     except json.JSONDecodeError as exc:
         raise SpecError(str(path), [f"not valid JSON at line {exc.lineno}, column {exc.colno}: {exc.msg}"]) from None

@@ -6,7 +6,7 @@ import functools
 from pathlib import Path
 
 from moecap_sim.catalog import Registry, read_structured
-from moecap_sim.errors import SpecError, UserError
+from moecap_sim.errors import SpecError
 from moecap_sim.specs.model import ModelSpec
 from moecap_sim.specs.validation import validate_spec
 
@@ -40,9 +40,19 @@ def _from_hf_config(path: Path) -> ModelSpec:
         spec = validate_spec(ModelSpec, cfg, str(path))
         return spec.model_copy(update={"path": str(path)})
     name = str(cfg.get("_name_or_path") or path.parent.name or path.stem)
+    from moecap_sim.inputs import check_hf_config
+
+    problems = check_hf_config(cfg)
+    if problems:
+        raise SpecError(str(path), problems)
     spec = ModelSpec(name=name.split("/")[-1].lower(), display_name=name, native_precision=_native_from_hf(cfg),
                      config_source=f"user file {path}", config=cfg, path=str(path))
-    spec.arch  # parse now so errors surface at load time
+    a = spec.arch  # parse now so errors surface at load time
+    if not a.layers:
+        raise SpecError(str(path), ["the config describes no layers"])
+    if a.moe_layers and a.active_params("with_embeddings") > a.total_params * (1 + 1e-9):
+        raise SpecError(str(path), [f"active parameters ({a.active_params('with_embeddings'):.3g}) exceed the total "
+                                    f"({a.total_params:.3g}): check num_experts_per_tok against the expert count"])
     return spec
 
 

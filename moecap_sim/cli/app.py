@@ -12,11 +12,29 @@ from moecap_sim.config import field_help
 app = typer.Typer(
     help="Predict the Cost, Accuracy and Performance of serving sparse Mixture-of-Experts LLMs "
          "on hardware you may not own (MoE-CAP, as a simulator and analytical predictor).",
-    no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False)
-models_app = typer.Typer(help="The model catalog (names, aliases, geometry).", no_args_is_help=True)
-hw_app = typer.Typer(help="The hardware catalog: devices and systems.", no_args_is_help=True)
+    no_args_is_help=False, add_completion=False, pretty_exceptions_enable=False)
+models_app = typer.Typer(help="The model catalog (names, aliases, geometry).", no_args_is_help=False)
+hw_app = typer.Typer(help="The hardware catalog: devices and systems.", no_args_is_help=False)
 app.add_typer(models_app, name="models")
 app.add_typer(hw_app, name="hw")
+
+
+def _version(value: bool) -> None:
+    if value:
+        from importlib.metadata import PackageNotFoundError, version
+
+        try:
+            v = version("moecap-sim")
+        except PackageNotFoundError:  # a source checkout that was not installed
+            from moecap_sim import __version__ as v
+        typer.echo(f"moecap-sim {v}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(version: bool = typer.Option(False, "--version", is_eager=True, callback=_version,
+                                       help="Print the version and exit.")) -> None:
+    """Predict the Cost, Accuracy and Performance of serving sparse Mixture-of-Experts LLMs."""
 
 try:  # the trace command group (routing traces) lives in its own module
     from moecap_sim.cli.trace import app as trace_app
@@ -177,7 +195,9 @@ def metrics_cmd(
     json_out: bool = typer.Option(False, "--json", help="Print JSON."),
 ):
     """Compute S-MBU, S-MFU, TTFT, TPOT and throughput from measured per-pass records with the
-    corrected MoE-CAP definitions (top-k experts, router, dense peaks, full-context KV, Eq. 6)."""
+    corrected MoE-CAP definitions (top-k experts, router, dense peaks, full-context KV, Eq. 6).
+    Vanilla MBU/MFU are shown as the factor by which they over-count (they charge every expert);
+    records implying more than 100 % of the hardware's peak are refused (exit 2)."""
     from moecap_sim.perf.measured import metrics_from_records
 
     d = metrics_from_records(records, model, hw, precision=precision, kv_dtype=kv_dtype)
@@ -187,12 +207,16 @@ def metrics_cmd(
     for ph in ("prefill", "decode"):
         p = d[ph]
         if p:
+            oc = p["vanilla_overcount"]
             rows.append([ph, p["passes"], p["mean_pass_latency_s"], p["tokens_per_s"], f"{100 * p['s_mbu']:.1f}%",
-                         f"{100 * p['mbu']:.1f}%", f"{100 * p['s_mfu']:.2f}%", f"{100 * p['mfu']:.2f}%",
+                         f"{100 * p['s_mfu']:.2f}%", f"{oc['bytes']:.2f}× / {oc['flops']:.2f}×" if oc["bytes"] else "—",
                          p["mean_activated_experts_per_layer"]])
     console.print(table(f"{d['model']} on {d['hardware']} ({d['devices']} devices, peak {d['peak_bandwidth_gb_s']:.0f} GB/s, "
                         f"{d['peak_tflops']:.0f} TFLOPS {d['peak_dtype']} dense)",
-                        ["phase", "passes", "mean pass s", "tokens/s", "S-MBU", "MBU", "S-MFU", "MFU", "experts/layer"], rows))
+                        ["phase", "passes", "mean pass s", "tokens/s", "S-MBU", "S-MFU",
+                         "vanilla over-count bytes / FLOPs", "experts/layer"], rows))
+    console.print("[dim]vanilla MBU/MFU would charge every expert to every pass and token; the factor is how much "
+                  "they over-count (not a utilisation)[/dim]")
     console.print(f"TTFT {d['ttft_s']} s, TPOT {d['tpot_s']} s")
     for n in d["notes"]:
         console.print(f"[yellow]note: {n}[/yellow]")
@@ -229,9 +253,15 @@ def simulate_cmd(
 
     from moecap_sim.sim.simulate import plot_cdfs, simulate
 
-    s = simulate(model, hw, workload=workload, requests=requests, rate=rate, rate_scale=rate_scale, input_len=input_len,
-                 output_len=output_len, seed=seed, precision=precision, kv_dtype=kv_dtype, engine=engine, tp=tp, ep=ep,
-                 pp=pp, dp=dp, offload=offload, pricing=pricing, calibration=calibration, return_requests=bool(plots))
+    from moecap_sim.cli.render import LazyProgress
+    from moecap_sim.inputs import check_output_dir
+
+    check_output_dir(plots, "--plots")
+    with LazyProgress("simulating requests") as bar:
+        s = simulate(model, hw, workload=workload, requests=requests, rate=rate, rate_scale=rate_scale,
+                     input_len=input_len, output_len=output_len, seed=seed, precision=precision, kv_dtype=kv_dtype,
+                     engine=engine, tp=tp, ep=ep, pp=pp, dp=dp, offload=offload, pricing=pricing,
+                     calibration=calibration, return_requests=bool(plots), progress=bar)
     reqs = s.pop("_requests", None)
     if plots and s["fits"]:
         Path(plots).mkdir(parents=True, exist_ok=True)
@@ -278,10 +308,12 @@ def plan_cmd(
     """Find the cheapest hardware × configuration that meets the SLOs at a load (capacity planning)."""
     from moecap_sim.planner import plan
 
-    with console.status("searching systems × precisions × layouts ..."):
+    from moecap_sim.cli.render import LazyProgress
+
+    with LazyProgress("searching systems × precisions × layouts") as bar:
         r = plan(model, rate=rate, output_tokens_per_s=output_tokens_per_s, input_len=input_len, output_len=output_len,
                  slo_ttft_s=slo_ttft, slo_tpot_s=slo_tpot, systems_list=system, precisions=precision, pricing=pricing,
-                 top=top, min_accuracy=min_accuracy)
+                 top=top, min_accuracy=min_accuracy, progress=bar)
     if json_out:
         return print_json(r)
     console.print(f"[bold]{model}[/bold]: {r['target_output_tokens_per_s']:.0f} output tok/s "
@@ -304,7 +336,8 @@ def radar_cmd(
                                                                    "purchase_usd | power_w."),
     input_len: int = typer.Option(1024, "--input-len", help="Prompt tokens per request."),
     output_len: int = typer.Option(256, "--output-len", help="Output tokens per request."),
-    out: str = typer.Option("cap_radar.png", "-o", "--out", help="PNG file to write."),
+    out: str = typer.Option("cap_radar.png", "-o", "--out", help="Plot file to write (.png, .pdf or .svg; written "
+                                                                   "atomically)."),
     json_out: bool = typer.Option(False, "--json", help="Print JSON."),
 ):
     """Draw the CAP radar (performance, cost, accuracy) for several configurations and class each

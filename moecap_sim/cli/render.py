@@ -62,3 +62,41 @@ def human_params(n: float) -> str:
     if n >= 1e9:
         return f"{n / 1e9:.1f}B"
     return f"{n / 1e6:.0f}M"
+
+
+class LazyProgress:
+    """A rich progress bar on stderr that appears only once work has run for ``after_s``
+    seconds, and only on a terminal (stdout stays clean for ``--json``).  Call it as
+    ``progress(done, total)``; use it as a context manager."""
+
+    def __init__(self, description: str, after_s: float = 2.0):
+        import time
+
+        self._time = time.monotonic
+        self.t0 = self._time()
+        self.after_s = after_s
+        self.description = description
+        self.bar = None
+        self.task = None
+        self.enabled = Console(stderr=True).is_terminal
+
+    def __call__(self, done: int, total: int) -> None:
+        if not self.enabled:
+            return
+        if self.bar is None:
+            if self._time() - self.t0 < self.after_s:
+                return
+            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+            self.bar = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                                console=Console(stderr=True), transient=True)
+            self.bar.start()
+            self.task = self.bar.add_task(self.description, total=total)
+        self.bar.update(self.task, completed=done, total=total)
+
+    def __enter__(self) -> "LazyProgress":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self.bar is not None:
+            self.bar.stop()

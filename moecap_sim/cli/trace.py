@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import List, Optional
 
@@ -12,8 +11,8 @@ from rich.table import Table
 from moecap_sim.errors import UserError
 
 app = typer.Typer(help="Expert-routing traces: import logs, statistics, routing profiles, synthesis.",
-                  no_args_is_help=True, add_completion=False)
-from moecap_sim.cli.render import console  # shared console (wide when not a TTY)
+                  no_args_is_help=False, add_completion=False)
+from moecap_sim.cli.render import console, print_json  # shared console (wide when not a TTY)
 
 
 def _fmt(x, nd=2) -> str:
@@ -28,7 +27,7 @@ def _ints(spec: Optional[str], what: str) -> Optional[list[int]]:
     if spec is None:
         return None
     try:
-        return [int(x) for x in spec.replace(" ", "").split(",") if x]
+        return [int(x) for x in spec.replace(" ", "").split(",")[:1000] if x]
     except ValueError:
         raise UserError(f"{what} must be a comma-separated list of integers, got '{spec}'") from None
 
@@ -55,6 +54,7 @@ def import_cmd(
     engine: Optional[str] = typer.Option(None, "--engine"),
     license_: Optional[str] = typer.Option(None, "--license"),
     keep_warmup: bool = typer.Option(False, "--keep-warmup", help="keep vLLM's dummy warm-up passes"),
+    as_json: bool = typer.Option(False, "--json", help="print one JSON object describing the written trace"),
 ) -> None:
     """Convert routing logs to the project's trace format (see traces/README.md)."""
     from moecap_sim.traces import load_trace, trace_import
@@ -65,6 +65,14 @@ def import_cmd(
                         pass_sizes=pass_sizes, prompt_len=prompt_len, dataset=dataset, engine=engine,
                         license=license_, keep_warmup=keep_warmup)
     tr = load_trace(path)
+    if as_json:
+        return print_json({"out": str(path), "model": tr.model, "num_experts": tr.num_experts, "top_k": tr.top_k,
+                           "num_shared_experts": tr.meta.get("num_shared_experts", 0),
+                           "num_moe_layers": tr.meta.get("num_moe_layers"), "format": tr.meta.get("format_imported"),
+                           "source": tr.source_label(), "token_rows": tr.num_tokens, "layers": tr.layers.tolist(),
+                           "forward_passes": len(tr.pass_table().get("phase", [])),
+                           "pass_structure": tr.meta.get("pass_structure"), "request_ids": tr.meta.get("request_ids"),
+                           "filters": tr.meta.get("filters", []), "notes": tr.meta.get("notes", [])})
     t = Table(title=f"imported {path}", show_header=False)
     t.add_row("model", f"{tr.model}  (E={tr.num_experts}, top-{tr.top_k}, shared {tr.meta.get('num_shared_experts', 0)}, "
                        f"{tr.meta.get('num_moe_layers')} MoE layers)")
@@ -100,8 +108,7 @@ def stats_cmd(
     st = trace_stats(file, ep_size=ep_size, plots_dir=plots, placement=placement,
                      batch_sizes=_ints(batch_sizes, "--batch-sizes"))
     if as_json:
-        typer.echo(json.dumps(st))
-        return
+        return print_json(st)  # NaN/inf become null: always valid JSON
     title = f"{st['model']}{' [SYNTHETIC]' if st['synthetic'] else ''} — {st['source']}"
     t = Table(title=title, title_justify="left")
     bs = [b for b in ("1", "8", "32") if any(b in it.get("distinct_vs_batch", {}) for it in st["layers"])]
@@ -143,11 +150,17 @@ def fit_cmd(
     files: List[Path] = typer.Argument(..., help="trace(s) of one model"),
     out: Path = typer.Option(..., "-o", "--out", help="output routing profile (.json)"),
     model: Optional[str] = typer.Option(None, "--model", help="model name to record (default: the trace's)"),
+    as_json: bool = typer.Option(False, "--json", help="print one JSON object describing the fitted profile"),
 ) -> None:
     """Fit a routing profile (compact statistics with provenance) to real traces."""
     from moecap_sim.traces import trace_fit
 
     prof = trace_fit(list(files) if len(files) > 1 else files[0], out, model=model)
+    if as_json:
+        return print_json({"out": str(out), "kind": prof.kind, "model": prof.model, "num_experts": prof.num_experts,
+                           "top_k": prof.top_k, "source": prof.source,
+                           "expected_distinct_experts": {str(b): prof.expected_distinct_experts(b) for b in (1, 8, 32)},
+                           "fit": prof.data.get("fit", {}).get("per_step_summary"), "notes": prof.data.get("notes", [])})
     t = Table(title=f"{out}: {prof.kind} for {prof.model}", show_header=False, title_justify="left")
     t.add_row("source", prof.source)
     t.add_row("distinct experts, B = 1 / 8 / 32",
@@ -185,6 +198,7 @@ def synth_cmd(
     check: Optional[Path] = typer.Option(None, "--check", help="validate instead: fit on part of this real trace, "
                                                                "compare the synthetic curve with the held-out part"),
     split: str = typer.Option("auto", "--split", help="--check split: auto | requests | blocks | halves"),
+    as_json: bool = typer.Option(False, "--json", help="print one JSON object (the written trace, or the --check result)"),
 ) -> None:
     """Generate a SYNTHETIC routing trace for a model without a real one (or --check the generator)."""
     from moecap_sim.traces import load_trace, trace_synth
@@ -192,7 +206,14 @@ def synth_cmd(
     if check is not None:
         from moecap_sim.traces.synth import holdout_check
 
+        from moecap_sim.inputs import SynthArgs, check_args
+
+        check_args(SynthArgs, seed=seed, skew=skew)
+        if split not in ("auto", "requests", "blocks", "halves"):
+            raise UserError(f"--split = {split!r}: must be auto, requests, blocks or halves")
         res = holdout_check(load_trace(check), split=split, skew=skew, seed=seed)
+        if as_json:
+            return print_json(res)
         t = Table(title=f"generator held-out check on {check} ({res['split']}; skew {skew})", title_justify="left")
         t.add_column("layer", justify="right")
         t.add_column("max |error|, B=1..64", justify="right")
@@ -209,6 +230,10 @@ def synth_cmd(
                 num_shared_experts=num_shared_experts, num_moe_layers=num_moe_layers, skew=skew,
                 synchronized=synchronized)
     tr = load_trace(out)
+    if as_json:
+        return print_json({"out": str(out), "synthetic": True, "model": tr.model, "num_experts": tr.num_experts,
+                           "top_k": tr.top_k, "layers": tr.layers.tolist(), "token_rows": tr.num_tokens,
+                           "batch": batch, "seed": seed, "source": tr.meta["source"]["description"]})
     console.print(f"wrote {out}: [bold yellow]SYNTHETIC[/] routing for {tr.model} "
                   f"(E={tr.num_experts}, top-{tr.top_k}, {len(tr.layers)} layers, {tr.num_tokens} tokens, batch {batch})")
     console.print(tr.meta["source"]["description"])

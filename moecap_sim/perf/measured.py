@@ -16,8 +16,6 @@ recovered; this is detected and reported.
 
 from __future__ import annotations
 
-import json
-from pathlib import Path
 from typing import Any, Optional
 
 from moecap_sim.deployment import resolve_deployment
@@ -28,63 +26,38 @@ GB = 1e9
 
 
 def read_records(path: str) -> list[dict]:
-    """Read JSONL (one record per line) or a JSON list; errors name the line."""
-    p = Path(path)
-    if not p.exists():
-        raise UserError(f"records file not found: {path}")
-    text = p.read_text()
-    if text.lstrip().startswith("["):
-        try:
-            recs = json.loads(text)
-        except json.JSONDecodeError as e:
-            raise UserError(f"{path}: not valid JSON at line {e.lineno}: {e.msg}") from None
-        items = list(enumerate(recs, 1))
-    else:
-        items = []
-        for i, line in enumerate(text.splitlines(), 1):
-            if not line.strip():
-                continue
-            try:
-                items.append((i, json.loads(line)))
-            except json.JSONDecodeError as e:
-                raise UserError(f"{path}: line {i} is not valid JSON ({e.msg})") from None
+    """Read recorder JSONL (one record per line) or a JSON list with the one record schema
+    :class:`moecap_sim.inputs.RecorderRecord` (shared with ``trace import``); errors name the
+    file, line, field and value.  ``metrics`` needs ``latency``, ``batch_size`` and ``forward_mode``."""
+    from moecap_sim.inputs import read_recorder_records
+
     out = []
-    for i, r in items:
-        if not isinstance(r, dict):
-            raise UserError(f"{path}: record at line {i} is not an object")
+    for i, rec, where in read_recorder_records(path, required=("latency", "batch_size", "forward_mode")):
         for f in ("latency", "batch_size", "forward_mode"):
-            if f not in r:
-                raise UserError(f"{path}: record at line {i} lacks field '{f}'")
-        if not isinstance(r["latency"], (int, float)) or r["latency"] <= 0:
-            raise UserError(f"{path}: line {i}: latency = {r['latency']!r} must be a positive number of seconds")
-        r = dict(r, _line=i)
-        out.append(r)
-    if not out:
-        raise UserError(f"{path}: no records")
+            if getattr(rec, f) is None:
+                raise UserError(f"{where}: field '{f}' = null: {'a positive number of seconds' if f == 'latency' else 'required'} (line {i})")
+        out.append(dict(rec.model_dump(), _line=i, _record=rec))
     return out
-
-
-def _distinct(act: Any, num_moe_layers: int, top_k: int) -> float:
-    """Mean distinct experts per MoE layer from an ``expert_activation`` field."""
-    if act is None:
-        return float(top_k)
-    if isinstance(act, (int, float)):
-        return float(act)
-    if isinstance(act, list) and act:
-        if all(isinstance(x, (int, float)) for x in act):
-            return sum(act) / len(act)
-        if all(isinstance(x, list) for x in act):
-            return sum(sum(1 for c in layer if c > 0) for layer in act) / len(act)
-    raise UserError(f"expert_activation {str(act)[:60]!r} is neither a number, a per-layer list, nor per-layer counts")
 
 
 def metrics_from_records(records_path: str, model: str, hw: str, precision: Optional[str] = None,
                          kv_dtype: Optional[str] = None) -> dict[str, Any]:
-    """S-MBU, S-MFU (and dense MBU/MFU), TTFT, TPOT and throughputs of measured passes."""
+    """S-MBU, S-MFU, TTFT, TPOT and throughputs of measured passes, and how much vanilla (all
+    experts counted) MBU/MFU would over-count.  Utilisation above 100 % is refused as inconsistent input."""
     recs = read_records(records_path)
-    first_gpus = recs[0].get("gpu_num")
-    dep = resolve_deployment(model, hw, precision=precision, kv_dtype=kv_dtype,
-                             tp=int(first_gpus) if isinstance(first_gpus, int) and first_gpus > 0 else None)
+    gpus = [(r["_line"], r["gpu_num"]) for r in recs if r.get("gpu_num") is not None]
+    if len({g for _, g in gpus}) > 1:
+        line, g = next((ln, g) for ln, g in gpus if g != gpus[0][1])
+        raise UserError(f"{records_path}:{line}: field 'gpu_num' = {g} differs from {gpus[0][1]} on line {gpus[0][0]}: "
+                        f"the records must come from one deployment")
+    first_gpus = gpus[0][1] if gpus else None
+    try:
+        dep = resolve_deployment(model, hw, precision=precision, kv_dtype=kv_dtype,
+                                 tp=int(first_gpus) if isinstance(first_gpus, int) and first_gpus > 0 else None)
+    except UserError as exc:
+        if first_gpus and "devices, but" in str(exc):  # the records' GPU count does not fit --hw
+            raise UserError(f"{records_path}:{gpus[0][0]}: field 'gpu_num' = {first_gpus}: {exc}") from None
+        raise
     a = dep.model.arch
     s = dep.scheme
     g = a.params_by_group()
@@ -107,19 +80,22 @@ def metrics_from_records(records_path: str, model: str, hw: str, precision: Opti
     vllm_decode_context_missing = 0
     dropped = 0
     for r in recs:
-        mode = str(r["forward_mode"]).lower()
+        rec = r["_record"]
+        mode = rec.mode
         phase = "decode" if mode == "decode" else "prefill"
         if mode == "mixed":
             notes.append("mixed prefill+decode passes are counted as prefill")
-        lens = float(r.get("seq_lens_sum", 0) or 0)
-        bs = int(r["batch_size"])
+        lens = float(rec.seq_lens_sum or 0)
+        bs = int(rec.batch_size)
         if phase == "prefill" and lens <= 10:
             dropped += 1
             continue
-        tokens = float(r.get("scheduled_tokens") or (bs if phase == "decode" else lens))
-        if isinstance(r.get("scheduled_tokens"), list):
-            tokens = float(sum(r["scheduled_tokens"]))
-        d = _distinct(r.get("expert_activation"), n_moe, k) if moe else 0.0
+        tokens = float(rec.scheduled or (bs if phase == "decode" else lens))
+        d = rec.distinct_per_layer() if moe else 0.0
+        d = float(k) if d is None else d
+        if moe and d > a.num_experts:
+            raise UserError(f"{records_path}:{r['_line']}: field 'expert_activation' = {d:g} distinct experts per layer, "
+                            f"but {dep.model.name} has {a.num_experts} experts")
         wbytes = always_b + n_moe * d * expert_b
         dense_wbytes = always_b + g["experts"] * s.bytes_per_param("experts")
         if phase == "decode" and lens <= bs:
@@ -147,15 +123,27 @@ def metrics_from_records(records_path: str, model: str, hw: str, precision: Opti
         lat = p["lat"]
         bw_peak = unit_bw * devices
         fl_peak = peak_flops * devices
+        read = [w + kv for w, kv in zip(p["w"], p["kv"])]
+        dense_read = [w + kv for w, kv in zip(p["dw"], p["kv"])]
         out[phase] = {
             "passes": len(lat), "total_latency_s": sum(lat), "mean_pass_latency_s": sum(lat) / len(lat),
-            "s_mbu": aggregate_ratio_of_sums([w + kv for w, kv in zip(p["w"], p["kv"])], lat, bw_peak),
-            "mbu": aggregate_ratio_of_sums([w + kv for w, kv in zip(p["dw"], p["kv"])], lat, bw_peak),
+            "s_mbu": aggregate_ratio_of_sums(read, lat, bw_peak),
             "s_mfu": aggregate_ratio_of_sums(p["f"], lat, fl_peak),
-            "mfu": aggregate_ratio_of_sums(p["df"], lat, fl_peak),
+            # Vanilla MBU/MFU charge every expert to every pass (bytes) and token (FLOPs): bytes never
+            # read and FLOPs never executed, so as "utilisations" they exceed 100 % on MoE models
+            # (146.7 % / 303.9 % on the shipped example).  Reported as the over-count factor instead.
+            "vanilla_overcount": {"bytes": sum(dense_read) / sum(read) if sum(read) else None,
+                                  "flops": sum(p["df"]) / sum(p["f"]) if sum(p["f"]) else None},
             "tokens_per_s": sum(p["tok"]) / sum(lat),
             "mean_activated_experts_per_layer": sum(p["d"]) / len(p["d"]) if moe else None,
         }
+        for key, what, peak in (("s_mbu", "bandwidth", f"{bw_peak / GB:,.0f} GB/s"),
+                                ("s_mfu", "compute", f"{fl_peak / 1e12:,.0f} TFLOPS {dtype}")):
+            if out[phase][key] > 1.0:
+                raise UserError(
+                    f"{records_path}: the {phase} records imply {100 * out[phase][key]:.0f}% of the {what} peak "
+                    f"({peak} on {devices} × {(dep.accelerator or dep.host_cpu).name}) — impossible: check --hw, "
+                    f"--precision, gpu_num and that 'latency' is in seconds")
     out["ttft_s"] = out["prefill"]["mean_pass_latency_s"] if out["prefill"] else None
     out["tpot_s"] = out["decode"]["mean_pass_latency_s"] if out["decode"] else None
     out["decode_throughput_tokens_per_s"] = out["decode"]["tokens_per_s"] if out["decode"] else None

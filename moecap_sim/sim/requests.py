@@ -33,37 +33,77 @@ class Request:
         return self.input_tokens + self.generated
 
 
-def _read_csv(path: Path, limit: Optional[int], rate_scale: float) -> list[Request]:
-    reqs: list[Request] = []
-    with open(path) as f:
-        lines = (l for l in f if not l.startswith("#"))
-        reader = csv.DictReader(lines)
-        need = {"arrival_s", "input_tokens", "output_tokens"}
-        azure = {"TIMESTAMP", "ContextTokens", "GeneratedTokens"}
+def _read_csv(path: Path, limit: Optional[int], rate_scale: float) -> tuple[list[Request], Optional[str]]:
+    """Requests from a CSV (ours or the raw Azure trace), sorted by arrival time; the second
+    value is a note when the file was not in arrival order."""
+    import io
+    import math
+
+    from moecap_sim.inputs import MAX_DATA_BYTES, MAX_REQUESTS, MAX_TOKENS, read_text_file
+
+    text = read_text_file(path, "request CSV", MAX_DATA_BYTES)
+    rows: list[tuple[float, int, int]] = []
+    lines = (l for l in io.StringIO(text) if not l.startswith("#"))
+    reader = csv.DictReader(lines)
+    need = {"arrival_s", "input_tokens", "output_tokens"}
+    azure = {"TIMESTAMP", "ContextTokens", "GeneratedTokens"}
+    try:
         fields = set(reader.fieldnames or [])
-        if not (need <= fields or azure <= fields):
-            raise UserError(f"{path}: expected columns arrival_s,input_tokens,output_tokens "
-                            f"(or Azure's TIMESTAMP,ContextTokens,GeneratedTokens); got {reader.fieldnames}")
-        t0 = None
-        for i, row in enumerate(reader):
-            try:
-                if need <= fields:
-                    a, inp, out = float(row["arrival_s"]), int(row["input_tokens"]), int(row["output_tokens"])
-                else:  # the raw Azure LLM inference trace
-                    import datetime as _dt
-                    ts = _dt.datetime.fromisoformat(row["TIMESTAMP"][:26])
-                    t0 = t0 or ts
-                    a, inp, out = (ts - t0).total_seconds(), int(row["ContextTokens"]), int(row["GeneratedTokens"])
-            except (TypeError, ValueError):
-                raise UserError(f"{path}: row {i + 2} is malformed: {row}") from None
-            if inp < 1 or out < 1 or a < 0:
-                raise UserError(f"{path}: row {i + 2} has a non-positive length or negative time: {row}")
-            reqs.append(Request(i, a / rate_scale, inp, out))
-            if limit and len(reqs) >= limit:
-                break
-    if not reqs:
+    except csv.Error as exc:
+        raise UserError(f"{path}: line 1: not a CSV header ({exc})") from None
+    if not (need <= fields or azure <= fields):
+        raise UserError(f"{path}: expected columns arrival_s,input_tokens,output_tokens "
+                        f"(or Azure's TIMESTAMP,ContextTokens,GeneratedTokens); got {reader.fieldnames}")
+    ours = need <= fields
+    rows_iter = enumerate(reader)
+    while True:
+        try:
+            i, row = next(rows_iter)
+        except StopIteration:
+            break
+        except csv.Error as exc:  # e.g. a field over the csv module's size limit
+            raise UserError(f"{path}: line {reader.line_num}: not a CSV row ({exc})") from None
+        line = reader.line_num
+        col = "arrival_s" if ours else "TIMESTAMP"
+        try:
+            if ours:
+                col = "arrival_s"
+                a = float(row["arrival_s"])
+                col = "input_tokens"
+                inp = int(row["input_tokens"])
+                col = "output_tokens"
+                out = int(row["output_tokens"])
+            else:  # the raw Azure LLM inference trace
+                import datetime as _dt
+                a = _dt.datetime.fromisoformat(str(row["TIMESTAMP"])[:26]).timestamp()
+                col = "ContextTokens"
+                inp = int(row["ContextTokens"])
+                col = "GeneratedTokens"
+                out = int(row["GeneratedTokens"])
+        except (TypeError, ValueError, OverflowError):
+            raise UserError(f"{path}: line {line}: field '{col}' = {row.get(col)!r} is not a valid number") from None
+        if not math.isfinite(a) or a < 0 or a > 1e9:
+            raise UserError(f"{path}: line {line}: field 'arrival_s' = {a!r} must be a finite time in [0, 1e9] s")
+        for name, v in (("input_tokens", inp), ("output_tokens", out)):
+            if not 1 <= v <= MAX_TOKENS:
+                raise UserError(f"{path}: line {line}: field '{name}' = {v} must be in [1, {MAX_TOKENS}]")
+        rows.append((a, inp, out))
+        if len(rows) > 5 * MAX_REQUESTS:
+            raise UserError(f"{path}: more than {5 * MAX_REQUESTS:,} requests; use a smaller file")
+    if not rows:
         raise UserError(f"{path}: no requests")
-    return reqs
+    note = None
+    arrivals = [r[0] for r in rows]
+    if any(b < a for a, b in zip(arrivals, arrivals[1:])):
+        late = sum(1 for a, b in zip(arrivals, arrivals[1:]) if b < a)
+        note = f"{late} arrival(s) in {path.name} were out of order: requests sorted by arrival time on load"
+        rows.sort(key=lambda r: r[0])  # stable: ties keep file order
+    t0 = rows[0][0] if not ours else 0.0
+    if limit:
+        rows = rows[:limit]
+    if len(rows) > MAX_REQUESTS:
+        raise UserError(f"{path}: {len(rows):,} requests exceed the bound {MAX_REQUESTS:,}; pass --requests N")
+    return [Request(i, (a - t0) / rate_scale, inp, out) for i, (a, inp, out) in enumerate(rows)], note
 
 
 def poisson(n: int, rate: float, input_len: int, output_len: int, seed: int, lengths: str = "fixed") -> list[Request]:
@@ -102,12 +142,14 @@ def load_workload(name: str, *, requests: Optional[int], rate: float, input_len:
                 + (f", arrivals compressed ×{rate_scale:g}" if rate_scale != 1 else ""))
     else:
         path = Path(name)
-        if not path.exists():
+        if not name.strip() or not path.exists():
             from moecap_sim.errors import close_matches
             hint = close_matches(name, ["poisson", "poisson-exp", "fixed", "azure-conv", "azure-code"])
             raise UserError(f"unknown workload '{name}' (a name or a CSV path)" + (f"; did you mean {hint[0]}?" if hint else ""))
         desc = f"requests from {path}"
-    reqs = _read_csv(path, requests, rate_scale)
+    reqs, note = _read_csv(path, requests, rate_scale)
+    if note:
+        desc += f" ({note})"
     if max_input:
         for r in reqs:
             r.input_tokens = min(r.input_tokens, max_input)

@@ -11,7 +11,7 @@ hourly price.  Same inputs and seed, same result.
 from __future__ import annotations
 
 import time
-from typing import Any, Optional
+from typing import Any, Callable, Optional
 
 import numpy as np
 import simpy
@@ -36,8 +36,16 @@ def simulate(model: str, hw: str, *, workload: str = "poisson", requests: Option
              precision: Optional[str] = None, kv_dtype: Optional[str] = None, engine: Optional[str] = None,
              tp: Optional[int] = None, ep: int = 1, pp: int = 1, dp: int = 1, offload: str = "auto",
              gpu_memory_utilization: float = 0.9, pricing: str = "on-demand", calibration: Optional[str] = None,
-             max_sim_time_s: Optional[float] = None, return_requests: bool = False) -> dict[str, Any]:
-    """Simulate serving ``workload`` on ``hw``; lengths in tokens, times in seconds."""
+             max_sim_time_s: Optional[float] = None, return_requests: bool = False,
+             progress: Optional[Callable[[int, int], None]] = None) -> dict[str, Any]:
+    """Simulate serving ``workload`` on ``hw``; lengths in tokens, times in seconds.
+    ``progress(done, total)`` is called as requests finish (the CLI draws a bar with it)."""
+    from moecap_sim.inputs import SimulateArgs, check_args
+
+    check_args(SimulateArgs, requests=requests, rate=rate, input_len=input_len, output_len=output_len, seed=seed,
+               rate_scale=rate_scale, precision=precision, kv_dtype=kv_dtype, engine=engine, tp=tp, ep=ep, pp=pp,
+               dp=dp, offload=offload, gpu_memory_utilization=gpu_memory_utilization, pricing=pricing,
+               calibration=calibration, max_sim_time_s=max_sim_time_s)
     reqs, desc = load_workload(workload, requests=requests, rate=rate, input_len=input_len, output_len=output_len,
                                seed=seed, rate_scale=rate_scale)
     mean_in = int(round(np.mean([r.input_tokens for r in reqs])))
@@ -64,8 +72,13 @@ def simulate(model: str, hw: str, *, workload: str = "poisson", requests: Option
     table = StepTable(ctx)
     env = simpy.Environment()
     finished: list[Request] = []
+
+    def on_finish(r: Request) -> None:  # reports progress without adding simulation events
+        finished.append(r)
+        if progress is not None:
+            progress(len(finished), len(reqs))
     reps = [Replica(env, i, table, batching=eng.batching, max_seqs=seqs_per_replica, kv_capacity_tokens=kv_tokens,
-                    chunk_tokens=eng.max_num_batched_tokens, on_finish=finished.append) for i in range(replicas_n)]
+                    chunk_tokens=eng.max_num_batched_tokens, on_finish=on_finish) for i in range(replicas_n)]
 
     def arrivals():
         for r in reqs:
@@ -140,6 +153,10 @@ def plot_cdfs(summary: dict, requests: list[Request], path: str) -> str:
     fig.suptitle(f"{summary['model']['display_name']} on {summary['hardware']['name']} — {summary['workload']['source']}",
                  fontsize=10)
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    from moecap_sim.inputs import atomic_savefig
+
+    try:
+        atomic_savefig(fig, path, dpi=110)
+    finally:
+        plt.close(fig)
     return path

@@ -62,6 +62,8 @@ class Link(_Strict):
     @field_validator("latency_us", mode="before")
     @classmethod
     def _lat(cls, v):
+        if isinstance(v, bool) or not isinstance(v, (str, int, float)):
+            raise ValueError(f"expected a latency in µs (or a string with a unit), got {type(v).__name__}")
         x = parse_quantity(v, "seconds") * 1e6 if isinstance(v, str) else float(v)
         if not (0 < x <= 100_000):
             raise ValueError(f"{x:g} µs is outside the plausible range (0, 100000]")
@@ -83,7 +85,10 @@ class Compute(_Strict):
         for k, x in v.items():
             if k not in DTYPES:
                 raise ValueError(f"unknown dtype '{k}' (known: {', '.join(DTYPES)})")
-            val = parse_quantity(x, "tflops")
+            try:
+                val = parse_quantity(x, "tflops")
+            except (ValueError, TypeError) as exc:
+                raise ValueError(f"{k}: {exc}") from None
             if not (0 < val <= 100_000):
                 raise ValueError(f"{k}: {val:g} TFLOPS is outside the plausible range (0, 100000]")
             out[k] = val

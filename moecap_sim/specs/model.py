@@ -50,6 +50,17 @@ class ModelSpec(BaseModel):
                 check_precision(d, "native precision")
         return v
 
+    @field_validator("config")
+    @classmethod
+    def _config_bounds(cls, v):
+        """Integers ≥ 1 where zero is meaningless, bounded (no runaway layer counts), top-k ≤ experts."""
+        from moecap_sim.inputs import check_hf_config
+
+        problems = check_hf_config(v)
+        if problems:
+            raise ValueError("; ".join(problems))
+        return v
+
     @functools.cached_property
     def arch(self) -> Architecture:
         return parse_hf_config(self.config, where=self.path or self.name)

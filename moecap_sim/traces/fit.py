@@ -16,7 +16,7 @@ import numpy as np
 from moecap_sim.errors import UserError
 from moecap_sim.routing.profiles import (PROFILE_FORMAT, FittedProfile, lognormal_q, transfer_parameters,
                                          waterfill)
-from moecap_sim.traces.format import DECODE, PREFILL, Trace
+from moecap_sim.traces.format import DECODE, Trace
 from moecap_sim.traces.known import canonical_model_name
 from moecap_sim.traces.stats import compute_stats, decode_mask, expert_counts, layer_rows
 

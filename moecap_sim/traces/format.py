@@ -191,6 +191,11 @@ def validate_trace(tr: Trace, where: str = "trace") -> None:
         for name, arr in tr.passes.items():
             if len(arr) != n:
                 problems.append(f"{name} must have one entry per pass ({n})")
+    lat = tr.passes.get("pass_latency_s") if tr.passes else None
+    if lat is not None and lat.size and np.issubdtype(lat.dtype, np.floating) and np.any(lat[np.isfinite(lat)] <= 0):
+        problems.append("pass_latency_s must be positive (NaN where unknown)")
+    if tr.weights is not None and tr.weights.size and np.any(np.isinf(tr.weights)):
+        problems.append("weights must be finite (NaN where unknown)")
     if not t and not tr.passes:
         problems.append("the trace holds neither token rows nor pass records")
     if problems:
@@ -241,25 +246,52 @@ def save_trace(tr: Trace, out: Path, compress: bool = True) -> Path:
 
 def load_trace(path) -> Trace:
     """Read a ``moecap-trace/1`` file; a file that is not one raises :class:`UserError`."""
-    path = Path(path)
-    if not path.exists():
-        raise UserError(f"trace file not found: {path}")
+    import zipfile
+    import zlib
+
+    from moecap_sim.inputs import MAX_DATA_BYTES, check_input_file
+
+    path = check_input_file(path, "trace file", MAX_DATA_BYTES)
     try:
         with np.load(path, allow_pickle=False) as z:
+            if not hasattr(z, "files"):
+                raise UserError(f"{path} is a bare .npy array, not a {FORMAT} trace (import it first with "
+                                f"`moecap-sim trace import {path} -o OUT.trace.npz`)")
             files = set(z.files)
             if "format" not in files or str(z["format"]) != FORMAT:
                 raise UserError(f"{path} is not a {FORMAT} trace (import it first with "
                                 f"`moecap-sim trace import {path} -o OUT.trace.npz`)")
             meta = json.loads(str(z["meta"]))
+            if not isinstance(meta, dict):
+                raise UserError(f"{path}: field 'meta' must be a JSON object, got {type(meta).__name__}")
+            _check_meta(meta, str(path))
             kw = {name: z[name] for name in _TOKEN_ARRAYS if name in files}
             passes = {name: z[name] for name in _PASS_ARRAYS if name in files}
             tr = Trace(meta=meta, layers=z["layers"], passes=passes, **kw)
     except UserError:
         raise
-    except (OSError, ValueError, KeyError, json.JSONDecodeError) as exc:
-        raise UserError(f"cannot read trace {path}: {exc}") from None
+    except (OSError, ValueError, KeyError, TypeError, IndexError, EOFError, zipfile.BadZipFile, zlib.error,
+            json.JSONDecodeError) as exc:  # corrupt, truncated or empty archives and arrays
+        raise UserError(f"cannot read trace {path}: not a valid {FORMAT} file "
+                        f"({type(exc).__name__}: {str(exc)[:120]})") from None
     validate_trace(tr, str(path))
     return tr
+
+
+def _check_meta(meta: dict, where: str) -> None:
+    """Bounds on the geometry a trace declares (before any array is shaped from it)."""
+    from moecap_sim.inputs import MAX_EXPERTS, MAX_LAYERS
+
+    for key, hi in (("num_experts", MAX_EXPERTS), ("top_k", MAX_EXPERTS), ("num_moe_layers", MAX_LAYERS),
+                    ("num_shared_experts", MAX_EXPERTS)):
+        v = meta.get(key)
+        if v is None and key in ("num_moe_layers", "num_shared_experts"):
+            continue
+        if isinstance(v, bool) or not isinstance(v, int) or not (0 if key == "num_shared_experts" else 1) <= v <= hi:
+            raise UserError(f"{where}: field 'meta.{key}' = {v!r}: must be an integer in "
+                            f"[{0 if key == 'num_shared_experts' else 1}, {hi}]")
+    if meta["top_k"] > meta["num_experts"]:
+        raise UserError(f"{where}: field 'meta.top_k' = {meta['top_k']}: exceeds meta.num_experts = {meta['num_experts']}")
 
 
 def is_trace_file(path) -> bool:

@@ -29,7 +29,7 @@ import io
 import json
 import re
 from pathlib import Path
-from typing import Any, Iterable, Iterator, Optional
+from typing import Any, Iterator, Optional
 
 import numpy as np
 
@@ -207,6 +207,10 @@ def _geometry(meta: dict, opts: dict, experts: Optional[np.ndarray], notes: list
         elif int(meta["top_k"]) != k:
             raise UserError(f"the rows hold {k} expert ids but top_k is {meta['top_k']}: check --top-k/--model")
         mx = int(experts.max()) + 1
+        from moecap_sim.inputs import MAX_EXPERTS
+
+        if mx > MAX_EXPERTS:
+            raise UserError(f"expert id {mx - 1} found: above the bound {MAX_EXPERTS - 1} for expert ids")
         if meta.get("num_experts") is None:
             meta["num_experts"] = mx
             notes.append(f"num_experts not given: taken as the largest expert id + 1 = {mx} (a lower bound)")
@@ -308,7 +312,7 @@ def normalize_format(fmt: Optional[str]) -> Optional[str]:
         from moecap_sim.errors import close_matches
 
         m = close_matches(fmt, list(FORMATS) + list(ALIASES))
-        raise UserError(f"unknown trace format '{fmt}'." + (f" Did you mean: {', '.join(m)}?" if m else "")
+        raise UserError(f"unknown trace format --format '{fmt}'." + (f" Did you mean: {', '.join(m)}?" if m else "")
                         + f" Known: {', '.join(FORMATS)}")
     return f
 
@@ -317,7 +321,7 @@ def normalize_format(fmt: Optional[str]) -> Optional[str]:
 
 def _parse_speculative(path: Path, req_offset: dict) -> dict:
     b = _Builder(path)
-    prev_layer, pass_no, decode_step = None, -1, {}
+    prev_layer, pass_no = None, -1
     raw_mode = None
     for lineno, o in iter_jsonl(path):
         layer = _need(o, "layer", path, lineno)
@@ -463,87 +467,48 @@ def _parse_pass_sizes(spec) -> Optional[list[int]]:
         m = re.fullmatch(r"(\d+)(?:[x*](\d+))?", part)
         if not m:
             raise UserError(f"bad --pass-sizes item '{part}': use e.g. 1377,25x46,24x81")
-        sizes += [int(m.group(1))] * int(m.group(2) or 1)
+        reps = int(m.group(2) or 1)
+        if len(sizes) + reps > 10_000_000 or int(m.group(1)) > 1 << 31:
+            raise UserError(f"--pass-sizes item '{part}': more passes or tokens than any trace holds")
+        sizes += [int(m.group(1))] * reps
     return sizes
 
 
-def _parse_moecap(path: Path) -> tuple[list[tuple[int, dict]], str]:
-    text_start = path.read_text(encoding="utf-8", errors="replace")[:1].strip() if path.stat().st_size else ""
-    if text_start == "[" or path.suffix.lower() == ".json":
-        try:
-            data = json.loads(path.read_text(encoding="utf-8", errors="replace"))
-        except json.JSONDecodeError as exc:
-            raise _err(path, exc.lineno, f"malformed JSON: {exc.msg}") from None
-        if isinstance(data, dict):
-            data = data.get("records") or data.get("forward_records") or [data]
-        if not isinstance(data, list):
-            raise _err(path, None, "expected a list of per-forward-pass records")
-        return [(i + 1, r) for i, r in enumerate(data)], "record"
-    return list(iter_jsonl(path)), "line"
-
-
 def _moecap_records(path: Path, meta: dict, opts: dict, notes: list[str]) -> dict:
-    recs, unit = _parse_moecap(path)
-    if not recs:
-        raise _err(path, None, "no records")
+    from moecap_sim.inputs import read_recorder_records
+
+    recs = read_recorder_records(path, required=("expert_activation",))  # the one record schema
     phase, tokens, batch, lat, sls, acts = [], [], [], [], [], []
     kind = None
     gpu = None
-    for n, r in recs:
-        where = f"{path}:{n}" if unit == "line" else f"{path} record {n}"
-        if not isinstance(r, dict):
-            raise UserError(f"{where}: expected a JSON object")
-        if "expert_activation" not in r:
-            raise UserError(f"{where}: missing field 'expert_activation'")
-        mode = str(r.get("forward_mode", "")).lower()
+    for n, r, where in recs:
+        if r.expert_activation is None:
+            raise UserError(f"{where}: field 'expert_activation' = null: a number, a per-layer list, or per-layer "
+                            f"lists of per-expert counts (line {n})")
+        mode = r.mode
         ph = PREFILL if ("prefill" in mode or "extend" in mode or "mixed" in mode) else \
             DECODE if "decode" in mode else UNKNOWN
-        bs = r.get("batch_size")
-        s = r.get("seq_lens_sum")
-        st = r.get("scheduled_tokens")
-        if isinstance(st, dict):
-            st = list(st.values())
-        if isinstance(st, (list, tuple)):
-            ntok = int(sum(int(x) for x in st))
-        elif isinstance(st, (int, float)):
+        bs, s, st = r.batch_size, r.seq_lens_sum, r.scheduled
+        if st is not None:
             ntok = int(st)
-        elif ph == DECODE and isinstance(bs, (int, float)):
+        elif ph == DECODE and bs is not None:
             ntok = int(bs)
-        elif isinstance(s, (int, float)):
+        elif s is not None:
             ntok = int(s)
         else:
             ntok = -1
-        a = r["expert_activation"]
-        if isinstance(a, (int, float)) and not isinstance(a, bool):
-            k, val = "mean", [float(a)]
-        elif isinstance(a, list) and a and all(isinstance(x, (int, float)) for x in a):
-            k, val = "per_layer", [float(x) for x in a]
-        elif isinstance(a, list) and a and all(isinstance(x, list) for x in a):
-            k = "counts"
-            try:
-                val = [[int(y) for y in x] for x in a]
-            except (TypeError, ValueError):
-                raise UserError(f"{where}: expert_activation counts must be integers") from None
-        else:
-            raise UserError(f"{where}: expert_activation must be a number, a per-layer list of numbers, "
-                            f"or a per-layer list of per-expert counts; got {str(a)[:60]}")
-        if kind is None:
-            kind = k
-        elif k != kind or (k != "mean" and len(val) != len(acts[0])):
-            raise UserError(f"{where}: expert_activation has a different shape than the first record")
-        if k == "counts" and len({len(x) for x in val}) != 1:
-            raise UserError(f"{where}: per-expert count lists differ in length between layers")
-        if k == "counts" and acts and len(val[0]) != len(acts[0][0]):
-            raise UserError(f"{where}: per-expert count lists differ in length from the first record")
+        kind = r.activation_kind()
+        a = r.expert_activation
+        val = [float(a)] if kind == "mean" else ([float(x) for x in a] if kind == "per_layer" else [list(x) for x in a])
         acts.append(val)
         phase.append(ph)
         tokens.append(ntok)
-        batch.append(int(bs) if isinstance(bs, (int, float)) else -1)
-        lat.append(float(r["latency"]) if isinstance(r.get("latency"), (int, float)) else np.nan)
-        sls.append(int(s) if isinstance(s, (int, float)) else -1)
-        gpu = gpu or r.get("gpu_raw_type")
-        if "gpu_num" in r and "gpu_num" not in meta:
-            meta["gpu_num"] = r["gpu_num"]
+        batch.append(int(bs) if bs is not None else -1)
+        lat.append(float(r.latency) if r.latency is not None else np.nan)
+        sls.append(int(s) if s is not None else -1)
+        gpu = gpu or r.gpu_raw_type
+        if r.gpu_num is not None and "gpu_num" not in meta:
+            meta["gpu_num"] = r.gpu_num
     if gpu:
         meta.setdefault("engine", f"MoE-CAP recorder on {gpu}")
     passes = {"pass_phase": np.array(phase, dtype=np.int8), "pass_tokens": np.array(tokens, dtype=np.int64),
@@ -579,12 +544,15 @@ def _moecap_records(path: Path, meta: dict, opts: dict, notes: list[str]) -> dic
 
 
 def _routed_experts(path: Path, opts: dict) -> dict:
+    import zipfile
+    import zlib
+
     try:
         z = np.load(path, allow_pickle=False)
     except ValueError as exc:
         raise UserError(f"{path}: cannot read the array ({exc}); object/pickled arrays are not accepted") from None
-    except OSError as exc:
-        raise UserError(f"{path}: not a readable .npy/.npz file ({exc})") from None
+    except (OSError, EOFError, TypeError, zipfile.BadZipFile, zlib.error) as exc:  # corrupt, truncated or empty files
+        raise UserError(f"{path}: not a readable .npy/.npz file ({type(exc).__name__}: {str(exc)[:120]})") from None
     arrays: list[tuple[str, np.ndarray]] = []
     prompt: dict[str, int] = {}
     if isinstance(z, np.ndarray):
@@ -594,12 +562,14 @@ def _routed_experts(path: Path, opts: dict) -> dict:
             for key in z.files:
                 try:
                     a = z[key]
-                except ValueError as exc:
-                    raise UserError(f"{path}: entry '{key}': {exc}") from None
+                except (ValueError, OSError, EOFError, zipfile.BadZipFile, zlib.error) as exc:
+                    raise UserError(f"{path}: entry '{key}': {type(exc).__name__}: {str(exc)[:120]}") from None
                 if a.ndim == 3:
                     arrays.append((key, a))
                 elif a.ndim == 0 and ("prompt" in key):
                     base = key.replace("_prompt_len", "").replace("prompt_len", "").replace("num_prompt_tokens", "")
+                    if not np.issubdtype(a.dtype, np.integer) or not 0 <= int(a) <= 1 << 24:
+                        raise UserError(f"{path}: field '{key}' = {a!r}: a prompt length must be an integer ≥ 0")
                     prompt[base.strip("_")] = int(a)
     if not arrays:
         raise UserError(f"{path}: no [seq_len, layers, top_k] array found")
@@ -662,8 +632,10 @@ def parse_mapping(mapping) -> dict:
         return {}
     if isinstance(mapping, (str, Path)):
         s = str(mapping)
-        if Path(s).exists():
-            s = Path(s).read_text()
+        if Path(s).is_file():
+            from moecap_sim.inputs import read_text_file
+
+            s = read_text_file(s, "mapping file")
         try:
             mapping = json.loads(s)
         except json.JSONDecodeError:
@@ -776,7 +748,7 @@ def _combine(parts: list[dict], srcs: list[Path]) -> dict:
     if all(s == layer_sets[0] for s in layer_sets) and all(p["experts"].shape[2] == parts[0]["experts"].shape[2]
                                                           for p in parts):
         out = dict(parts[0])
-        pid_off, req_off = 0, 0
+        pid_off = 0
         pids, reqs = [], []
         for p in parts:
             pid = np.asarray(p["pass_id"])
@@ -805,11 +777,14 @@ def import_sources(srcs: list[Path], fmt: Optional[str] = None, mapping=None, **
     srcs = [Path(s) for s in srcs]
     if not srcs:
         raise UserError("no source file given")
+    from moecap_sim.inputs import MAX_DATA_BYTES, ImportArgs, check_args, check_input_file
+
+    check_args(ImportArgs, **{k: opts.get(k) for k in ImportArgs.model_fields})
+    _parse_pass_sizes(opts.get("pass_sizes"))  # malformed or runaway sizes fail before any parsing
     for s in srcs:
-        if not s.exists():
-            raise UserError(f"source file not found: {s}")
         if s.is_dir():
             raise UserError(f"{s} is a directory; pass the files (e.g. {s}/*.jsonl)")
+        check_input_file(s, "source file", MAX_DATA_BYTES)
     fmt = normalize_format(fmt)
     fmts = [fmt or detect_format(s) for s in srcs]
     if len(set(fmts)) != 1:

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
-from moecap_sim.traces.format import DECODE, Trace
+from moecap_sim.traces.format import Trace
 
 
 def _plt():
@@ -21,7 +21,8 @@ def _plt():
 def _save(plt, fig, out: Path) -> Path:
     """Lay out, write the PNG and free the figure."""
     fig.tight_layout()
-    fig.savefig(out, dpi=120)
+    from moecap_sim.inputs import atomic_savefig
+    atomic_savefig(fig, out, dpi=120)
     plt.close(fig)
     return out
 
@@ -68,7 +69,8 @@ def plot_load_heatmap(tr: Trace, stats: dict, out: Path) -> Path:
     cb.set_label("load / mean load")
     ntok = max(int(it.get("tokens", 0)) for it in layers)
     ax.set_title(_title(tr, f"expert load ({stats.get('load_basis', 'tokens')}, {ntok} tokens)"), fontsize=10)
-    fig.savefig(out, dpi=120)
+    from moecap_sim.inputs import atomic_savefig
+    atomic_savefig(fig, out, dpi=120)
     plt.close(fig)
     return out
 
