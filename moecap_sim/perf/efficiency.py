@@ -79,10 +79,12 @@ class Calibration:
     by_key: dict
     path: str
 
-    def for_device(self, name: str, efficiency_class: str) -> Optional[Efficiency]:
+    def for_device(self, name: str, efficiency_class: str, base: Optional[Efficiency] = None) -> Optional[Efficiency]:
+        """The calibrated efficiencies of a device: fitted factors over ``base`` (default: the
+        class prior; a probed device passes its measured-ceiling efficiencies)."""
         for key in (name, efficiency_class):
             if key in self.by_key:
-                base = default_efficiency(efficiency_class)
+                base = base or default_efficiency(efficiency_class)
                 vals = {k: v for k, v in self.by_key[key].items() if k in {f.name for f in fields(Efficiency)}}
                 return replace(base, **vals, source=f"calibration {self.path} [{key}]")
         return None
