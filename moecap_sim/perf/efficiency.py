@@ -23,7 +23,13 @@ The defaults below are *documented priors*, not fitted to any published end-to-e
   latency ~5–10 µs, mem?); PCIe-only systems use their link's own latency.
 
 A calibration file (``moecap-sim calibrate``) replaces any of these with values fitted on
-measurements of the user's own hardware.
+measurements of the user's own hardware; :func:`load_calibration` rejects a factor outside its
+physical range (efficiencies in (0, 1], overheads ≥ 0), naming the file, field and value.
+
+A *probed* CPU spec carries measured achieved figures (``achieved``: weight-GEMM throughput by
+rows, attention, elementwise, dispatch); its unit is timed against those
+(:mod:`moecap_sim.perf.achieved`) and the efficiencies become fractions of the measured ceilings,
+prior 1 (:func:`moecap_sim.perf.achieved.measured_efficiency`).
 """
 
 from __future__ import annotations
@@ -66,6 +72,11 @@ DEFAULTS: dict[str, Efficiency] = {
     "apple-silicon": Efficiency(bw=0.75, flop=0.50, attention=0.35, kernel_launch_us=5.0, graph_kernel_us=3.0,
                                 source="default prior for apple-silicon"),
 }
+
+
+EFFICIENCY_FACTORS = ("bw", "flop", "attention", "moe_grouped", "link")  # fractions of a ceiling: (0, 1]
+OVERHEADS_US = ("kernel_launch_us", "graph_kernel_us", "collective_latency_us")  # ≥ 0
+MAX_OVERHEAD_US = 1e6
 
 
 def default_efficiency(efficiency_class: str) -> Efficiency:
@@ -111,8 +122,14 @@ def load_calibration(path: str) -> Calibration:
         for k, v in vals.items():
             if k not in known:
                 problems.append(f"field 'efficiency.{key}.{k}' is not a known factor (known: {', '.join(sorted(known))})")
-            elif not isinstance(v, (int, float)) or v <= 0 or (k in ("bw", "flop", "attention", "moe_grouped", "link") and v > 1.5):
-                problems.append(f"field 'efficiency.{key}.{k}' = {v!r}: must be a positive number (factors ≤ 1.5)")
+            elif isinstance(v, bool) or not isinstance(v, (int, float)) or v != v:
+                problems.append(f"field 'efficiency.{key}.{k}' = {v!r}: must be a number")
+            elif k in EFFICIENCY_FACTORS and not (0 < v <= 1):
+                problems.append(f"field 'efficiency.{key}.{k}' = {v!r}: an efficiency is a fraction of a ceiling, "
+                                f"0 < {k} <= 1 (a fit above 1 means the model lacks a term, see validation/README.md)")
+            elif k in OVERHEADS_US and not (0 <= v <= MAX_OVERHEAD_US):
+                problems.append(f"field 'efficiency.{key}.{k}' = {v!r}: an overhead in microseconds must be in "
+                                f"[0, {MAX_OVERHEAD_US:g}]")
     if problems:
         raise SpecError(path, problems)
     return Calibration(by_key=eff, path=str(p))

@@ -1,9 +1,15 @@
 """``moecap-sim calibrate``: fit the cost model's efficiency factors on measured steps.
 
 The fitted factors are the ones :mod:`moecap_sim.perf.efficiency` defines — ``bw`` (fraction of
-the spec bandwidth reached by weight/KV streaming), ``flop`` (fraction of the spec dense peak
-reached by GEMMs), ``attention`` (same, for the attention score/value FLOPs) and
-``kernel_launch_us`` (fixed cost per dispatched operator) — for the device that runs the model.
+the bandwidth ceiling reached by weight/KV streaming), ``flop`` (fraction of the compute ceiling
+reached by GEMMs), ``attention`` (same, for the attention kernel) and ``kernel_launch_us`` (fixed
+cost per dispatched operator) — for the device that runs the model.  On a probed device the
+ceilings are what the probe *measured* (:mod:`moecap_sim.perf.achieved`; prior η = 1), otherwise
+the datasheet values with the documented priors.
+
+**Physical bounds.**  An efficiency is a fraction of a ceiling: ``0 < η ≤ 1``; an overhead is
+``≥ 0``.  A fit that ends on a bound is *reported* (``at_bound``, with what it means: the model
+lacks a term the factor is being stretched to absorb) — never silently stretched past it.
 They are fitted by ``scipy.optimize.least_squares`` on the log of predicted/measured step time
 (relative error; bounded, log-parameterised, with a weak log-normal prior centred on the
 documented defaults, σ = ln 3) over the **calibration subset** only; the error is reported on the
@@ -32,10 +38,38 @@ import numpy as np
 from moecap_sim.errors import UserError
 
 FIT_PARAMS = ("bw", "flop", "attention", "kernel_launch_us")
-BOUNDS = {"bw": (0.02, 1.5), "flop": (0.01, 1.5), "attention": (0.002, 1.5), "kernel_launch_us": (0.05, 500.0)}
+#: physical bounds: efficiencies are fractions of a ceiling (0, 1]; the overhead is ≥ 0 (the fit is
+#: log-parameterised, so its lower end is 0.01 µs, indistinguishable from 0 next to ~1 µs dispatch)
+BOUNDS = {"bw": (0.01, 1.0), "flop": (0.01, 1.0), "attention": (0.001, 1.0), "kernel_launch_us": (0.01, 1000.0)}
+AT_BOUND_LOG_TOL = 0.01  # a fitted factor within 1 % of a bound is "at the bound"
 PRIOR_FACTOR = 3.0  # the prior allows a factor of ~3 either way of the default (1 sigma)
 PRIOR_NOISE = 0.05  # typical relative noise of one measured point
 NUMERIC_COLS = ("seqs", "new_tokens", "context", "layers", "kernels_per_layer", "kernels_per_expert", "measured_s")
+
+
+def at_bound_report(params: dict) -> list[dict]:
+    """Fitted factors that ended on a physical bound, with what that means."""
+    out = []
+    for k, v in params.items():
+        lo, hi = BOUNDS[k]
+        for side, b in (("upper", hi), ("lower", lo)):
+            if abs(math.log(v) - math.log(b)) < AT_BOUND_LOG_TOL:
+                what = ("the measurements are faster than the measured ceiling allows: the model over-counts work "
+                        "here, or the ceiling was measured low" if side == "upper" and k != "kernel_launch_us" else
+                        "the measurements are slower than the model can explain with this factor: the model lacks "
+                        "a term here" if side == "lower" and k != "kernel_launch_us" else
+                        "no per-operator overhead fits: the model over-counts elsewhere" if side == "lower" else
+                        "the per-operator overhead would have to exceed 1 ms: the model lacks a term here")
+                out.append({"factor": k, "value": v, "bound": b, "side": side, "meaning": what})
+    return out
+
+
+def base_efficiency(system_path: str):
+    """The efficiencies the cost model uses for the main device before calibration (measured
+    ceilings with η = 1 on a probed device, the class priors otherwise)."""
+    from moecap_sim.perf.step import make_unit
+
+    return make_unit(main_device(system_path)).eff
 
 
 def main_device(system_path: str):
@@ -51,7 +85,7 @@ def main_device(system_path: str):
 def sensitivities(rows: Sequence[dict], system_path: str, base) -> dict:
     """d log(predicted) / d log(factor) per point at ``base`` efficiencies, for each factor."""
     from moecap_sim.perf.efficiency import Calibration
-    from moecap_sim.validation.runner import predict_rows
+    from moecap_sim.validation.compare import predict_rows
 
     dev = main_device(system_path)
     p0 = np.array([p["predicted_s"] for p in predict_rows(rows, system_path)])
@@ -78,14 +112,14 @@ def fit_efficiency(rows: Sequence[dict], system_path: str, params: Optional[Sequ
     """Least-squares fit of efficiency factors on ``rows`` (dicts with the CSV columns)."""
     from scipy.optimize import least_squares
 
-    from moecap_sim.perf.efficiency import Calibration, default_efficiency
-    from moecap_sim.validation.runner import predict_rows
+    from moecap_sim.perf.efficiency import Calibration
+    from moecap_sim.validation.compare import predict_rows
 
     rows = list(rows)
     if len(rows) < 2:
         raise UserError(f"calibration needs at least 2 measured points, got {len(rows)}")
     dev = main_device(system_path)
-    base = default_efficiency(dev.efficiency_class)
+    base = base_efficiency(system_path)
     params = list(params) if params else _active_params(rows, system_path, base)
     if not params:
         raise UserError("no efficiency factor is identifiable from these points")
@@ -122,7 +156,8 @@ def fit_efficiency(rows: Sequence[dict], system_path: str, params: Optional[Sequ
     fitted = {p: float(math.exp(v)) for p, v in zip(params, sol.x)}
     n = len(rows)
     return {"device": dev.name, "efficiency_class": dev.efficiency_class, "params": fitted,
-            "defaults": {p: getattr(base, p) for p in FIT_PARAMS},
+            "defaults": {p: float(getattr(base, p)) for p in FIT_PARAMS}, "base_source": base.source,
+            "bounds": {p: list(BOUNDS[p]) for p in params}, "at_bound": at_bound_report(fitted),
             "rms_log_error_before": float(np.sqrt(np.mean(r0[:n] ** 2))),
             "rms_log_error_after": float(np.sqrt(np.mean(sol.fun[:n] ** 2))), "points": len(rows),
             "fitted_factors": params, "prior": f"log-normal around the defaults, sigma = ln {PRIOR_FACTOR:g}",
@@ -166,7 +201,7 @@ def calibrate(paths: Sequence[str], system_path: Optional[str] = None, output: O
               use_all: bool = False, command: str = "") -> dict:
     """Fit on the calibration subset of the measurements at ``paths``; report held-out error;
     write the calibration file (default: ``calibration.json`` beside the hardware folder)."""
-    from moecap_sim.validation.runner import assign_split, errors, predict_rows
+    from moecap_sim.validation.compare import assign_split
 
     rows = read_rows(paths)
     if system_path is None:
@@ -176,37 +211,58 @@ def calibrate(paths: Sequence[str], system_path: Optional[str] = None, output: O
     cal_rows = rows if use_all else [r for r in rows if r["split"] == "cal"]
     held = [r for r in rows if r["split"] == "held"]
     fit = fit_efficiency(cal_rows, system_path)
+    if output is None:
+        output = str(Path(rows[0]["_file"]).parent.parent / "calibration.json")
+    res = write_calibration(fit, rows, system_path, output, hardware=rows[0].get("hardware"), command=command,
+                            fitted_on_all=use_all)
+    res["rows"] = rows
+    return res
+
+
+def write_calibration(fit: dict, rows: list, system_path: str, path, hardware: Optional[str] = None,
+                      command: str = "", date: Optional[str] = None, fitted_on_all: bool = False) -> dict:
+    """The one writer of calibration files (``validate --calibrate`` and ``calibrate`` both call
+    it): predicts every row with and without the fit (``predicted_s`` / ``predicted_cal_s`` are
+    set on the rows), reports in-sample and held-out errors and factors at a bound, writes
+    ``path`` and returns the document (with ``path``)."""
+    from moecap_sim.validation.compare import errors, predict_rows
+
     cal = calibration_object(fit)
-    pu = predict_rows(rows, system_path)
-    pc = predict_rows(rows, system_path, cal)
-    for r, a, b in zip(rows, pu, pc):
+    for r, a, b in zip(rows, predict_rows(rows, system_path), predict_rows(rows, system_path, cal)):
         r["predicted_s"] = a["predicted_s"]
         r["predicted_cal_s"] = b["predicted_s"]
-    held_rows = held if not use_all else rows
-    res = {
+        r["error_pct"] = (a["predicted_s"] / float(r["measured_s"]) - 1.0) * 100
+        r["error_cal_pct"] = (b["predicted_s"] / float(r["measured_s"]) - 1.0) * 100
+    cal_rows = rows if fitted_on_all else [r for r in rows if r.get("split") == "cal"]
+    held_rows = rows if fitted_on_all else [r for r in rows if r.get("split") == "held"]
+    doc = {
         "format": "moecap-calibration/1",
         "efficiency": {fit["device"]: {k: round(v, 5) for k, v in fit["params"].items()}},
-        "hardware": rows[0].get("hardware"), "system_spec": str(system_path),
+        "hardware": hardware, "system_spec": str(system_path),
         "efficiency_class": fit["efficiency_class"], "defaults": fit["defaults"],
+        "defaults_source": fit.get("base_source"),
+        "bounds": fit.get("bounds"), "at_bound": fit.get("at_bound", []),
         "fitted_on": {"points": len(cal_rows), "models": sorted({r["model"] for r in cal_rows}),
-                      "subset": "all points" if use_all else "calibration subset (alternate points per model and phase)"},
+                      "subset": "all points" if fitted_on_all else
+                      "calibration subset (checkerboard over batch size and context per model and phase)"},
+        "in_sample": {"points": len(cal_rows), "calibrated": errors(cal_rows, "predicted_cal_s"),
+                      "uncalibrated": errors(cal_rows, "predicted_s")},
         "held_out": {"points": len(held_rows), "calibrated": errors(held_rows, "predicted_cal_s"),
                      "uncalibrated": errors(held_rows, "predicted_s")},
         "per_model_held_out": {m: {"calibrated": errors([r for r in held_rows if r["model"] == m], "predicted_cal_s"),
                                    "uncalibrated": errors([r for r in held_rows if r["model"] == m], "predicted_s")}
                                for m in sorted({r["model"] for r in held_rows})},
         "fit": {k: fit[k] for k in ("rms_log_error_before", "rms_log_error_after", "converged", "message",
-                                        "fitted_factors", "prior")},
-        "method": "scipy.optimize.least_squares on log(predicted/measured), log-parameterised, bounded",
-        "date": _dt.datetime.now().isoformat(timespec="seconds"), "command": command,
+                                    "fitted_factors", "prior")},
+        "method": "scipy.optimize.least_squares on log(predicted/measured), log-parameterised, bounded "
+                  "(0 < efficiency <= 1 of its ceiling, overhead >= 0)",
+        "date": date or _dt.datetime.now().isoformat(timespec="seconds"), "command": command,
     }
-    if output is None:
-        output = str(Path(rows[0]["_file"]).parent.parent / "calibration.json")
-    Path(output).parent.mkdir(parents=True, exist_ok=True)
-    Path(output).write_text(json.dumps(res, indent=2))
-    res["path"] = output
-    res["rows"] = rows
-    return res
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(doc, indent=2))
+    doc["path"] = str(path)
+    return doc
 
 
 def _system_of(rows: list[dict]) -> str:

@@ -586,7 +586,7 @@ def probe_machine(threads: Optional[int] = None, quick: bool = False, gpu: Optio
 
     tune_allocator()
     cores = available_cores()
-    threads = threads or cores
+    threads = cores if threads is None else threads
     if threads < 1 or threads > cores:
         raise UserError(f"--threads must be between 1 and the {cores} cores available to this process, got {threads}")
     info = machine_info(threads)

@@ -172,6 +172,7 @@ class Timer:
         self.canary = Canary() if (device == "cpu" and canary) else None
         self.cpu_time = device == "cpu" and threads == 1
         self.canary_gate = False  # diagnostic only: external interference flips too fast to wait out
+        self.giveups: dict = {}  # per reason: consecutive measurements that waited in vain
 
     def _others_busy(self, before: dict, after: dict) -> float:
         busy = total = 0
@@ -224,8 +225,18 @@ class Timer:
                 elif self.canary and self.canary_gate and \
                         max(self.canary.ratio(cb), self.canary.ratio(ca)) > self.canary.tolerance:
                     reason = "canary_slow"
+            if reason is not None and self.giveups.get(reason, 0) >= 2:
+                # interference that outlasted two whole waits is persistent (another tenant's
+                # job on this machine): waiting again only stretches the run; keep the sample,
+                # flagged (the estimator and the gate's noise-justified bounds deal with it)
+                contended = True
+                reason = None
+            elif reason is None:
+                self.giveups.clear()
             if reason is not None:
                 budget = self.max_wait_s if reason != "other_cores_busy" else min(self.max_wait_s, self.max_wait_other_s)
+                if time.perf_counter() - start >= budget:
+                    self.giveups[reason] = self.giveups.get(reason, 0) + 1
                 if rejected < self.max_rejects and time.perf_counter() - start < budget:
                     rejected += 1
                     self.reasons[reason] += 1
