@@ -106,8 +106,10 @@ def op_times(ach, eff, bytes_: float, flops: float, dtype: str, flop_eff: Option
 def measured_efficiency(ach, base):
     """Efficiencies for a unit timed against measured ceilings: η = 1 of each ceiling (the probe
     measured what the kernels reach), the measured dispatch cost per operator; the other factors
-    (links, collectives, grouped-MoE) keep the class prior ``base``."""
+    (links, collectives, grouped-MoE, and attention when the probe did not measure it) keep the
+    class prior ``base``."""
     from dataclasses import replace
 
-    return replace(base, bw=1.0, flop=1.0, attention=1.0, kernel_launch_us=float(ach.dispatch_us),
+    attention = 1.0 if (ach.attention_kv_gb_s and ach.attention_tflops) else base.attention  # else: datasheet + prior
+    return replace(base, bw=1.0, flop=1.0, attention=attention, kernel_launch_us=float(ach.dispatch_us),
                    source=f"measured ceilings ({ach.source}); eta = 1 of each, dispatch {ach.dispatch_us:.2f} us/op")

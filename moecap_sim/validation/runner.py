@@ -209,7 +209,8 @@ def measure_model(name: str, cfg: ValidateConfig, system_path: str, threads: int
     log(f"[{name}] operators: {kpl:.1f} per layer outside the expert loop + {kpe:.1f} per activated expert; "
         f"{len(points)} points")
     flusher = CacheFlusher() if dev == "cpu" else None
-    timer = Timer(dev, threads=threads, flush=flusher, max_wait_s=10.0 if cfg.quick else 30.0, estimator=cfg.estimator)
+    timer = Timer(dev, threads=threads, flush=flusher, max_wait_s=10.0 if cfg.quick else 30.0, estimator=cfg.estimator,
+                  max_total_wait_s=30.0 if cfg.quick else 600.0)
 
     # Per point: its tokens and forced routing, fixed for the whole run.
     prepared = []
