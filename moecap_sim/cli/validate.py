@@ -222,6 +222,8 @@ def probe_cmd(
     purchase_usd: Optional[float] = typer.Option(None, "--purchase-usd", help="Price of the whole box (for owned-cost "
                                                                               "predictions; a probe cannot measure it)."),
     usd_per_hour: Optional[float] = typer.Option(None, "--usd-per-hour", help="On-demand price of this machine, $/h."),
+    estimator: str = typer.Option("median", "--estimator", help="Statistic of the repeats: median, or min (use the "
+                                                                "one `validate --estimator` will use)."),
 ):
     """Measure this machine (memory bandwidth, GEMM throughput per dtype and shape, dispatch
     overhead; GPU HBM / GEMM / host link when present) and write a spec usable with --hw."""
@@ -233,8 +235,10 @@ def probe_cmd(
     _positive("--usd-per-hour", usd_per_hour)
     if threads is not None and threads < 1:
         raise UserError(f"--threads must be ≥ 1, got {threads}")
+    if estimator not in ("median", "min"):
+        raise UserError(f"--estimator must be median or min, got {estimator!r}")
     with _Progress() as log:
-        rep = probe_machine(threads=threads, quick=quick, gpu=gpu, name=name, log=log)
+        rep = probe_machine(threads=threads, quick=quick, gpu=gpu, name=name, log=log, estimator=estimator)
     files = write_specs(rep, output, tdp_w=tdp_w, purchase_usd=purchase_usd, usd_per_hour=usd_per_hour)
     if json_out:
         from moecap_sim.cli.render import print_json

@@ -358,8 +358,17 @@ def achieved_from_probe(rep: dict) -> Optional[dict]:
            "dispatch_us": round(float(disp.get("elementwise_us", 2.0)), 3)}
     if disp.get("bf16_gemm_in_cache_gb_s"):
         out["gemv_in_cache_gb_s"] = round(float(disp["bf16_gemm_in_cache_gb_s"]), 3)
-    if disp.get("bf16_gemm_call_fixed_us") is not None:
-        out["gemm_call_us"] = round(float(disp["bf16_gemm_call_fixed_us"]), 3)
+    fixed = [float(disp["bf16_gemm_call_fixed_us"])] if disp.get("bf16_gemm_call_fixed_us") is not None else []
+    sizes = sorted(by_bytes.get("bf16", []))
+    if len({b for b, _ in sizes}) >= 2:
+        # DRAM-streamed GEMVs by size: t = fixed + bytes / rate, the fixed part per call
+        import numpy as np
+
+        xs = np.array([b for b, _ in sizes])
+        slope, icpt = np.polyfit(xs, xs / (np.array([g for _, g in sizes]) * GB), 1)
+        fixed.append(max(0.0, float(icpt)) * 1e6)
+    if fixed:
+        out["gemm_call_us"] = round(max(fixed), 3)
     if att.get("decode") and att.get("prefill"):
         out["attention_kv_gb_s"] = round(float(att["decode"]["kv_gb_s"]), 4)
         out["attention_tflops"] = round(float(att["prefill"]["tflops"]), 5)
