@@ -255,7 +255,7 @@ def _gemm_rows(timer: Timer, dtype: str, shapes, rows: tuple, total_bytes: int, 
     return res
 
 
-def _attention(timer: Timer, repeats: int, quick: bool) -> dict:
+def _attention(timer: Timer, repeats: int, quick: bool, tiny: bool = False) -> dict:
     """The attention kernel the validation layers run (SDPA, bf16, 16 heads of 128): a decode step
     over a DRAM-resident KV cache (KV GB/s) and a causal prefill (TFLOPS, FLOPs counted as the
     cost model counts them: 2·heads·(d_k + d_v) per (token, context position), causal half)."""
@@ -265,9 +265,9 @@ def _attention(timer: Timer, repeats: int, quick: bool) -> dict:
     from moecap_sim.validation.timing import CacheFlusher
 
     H, d = 16, 128
-    flush = CacheFlusher()
+    flush = CacheFlusher(16 * 1024 ** 2 if tiny else None)
     out: dict = {}
-    T = 512 if quick else 1024
+    T = 128 if tiny else (512 if quick else 1024)
     q = torch.randn(1, H, T, d, dtype=torch.bfloat16)
     k = torch.randn(1, H, T, d, dtype=torch.bfloat16)
     v = torch.randn(1, H, T, d, dtype=torch.bfloat16)
@@ -276,7 +276,7 @@ def _attention(timer: Timer, repeats: int, quick: bool) -> dict:
     flops = T * 2.0 * H * 2 * d * (T / 2.0)
     out["prefill"] = {"tokens": T, "heads": H, "head_dim": d, "s": m.value(timer.estimator),
                       "tflops": flops / m.value(timer.estimator) / 1e12}
-    B, L = (16, 2048)  # the attention-bound decode regime (large batch x context)
+    B, L = (2, 256) if tiny else (16, 2048)  # the attention-bound decode regime (large batch x context)
     qd = torch.randn(B, H, 1, d, dtype=torch.bfloat16)
     kc = torch.randn(B, H, L, d, dtype=torch.bfloat16)
     vc = torch.randn(B, H, L, d, dtype=torch.bfloat16)
@@ -476,7 +476,7 @@ def probe_cpu(threads: int, quick: bool = False, tiny: bool = False, log=None, e
         if fp16 and fp16[0]["tflops"] > 1.2 * fp32_best:
             res["gemm"] += _gemm(timer, "fp16", gemm_shapes[:-1], reps) + fp16
         log("probe: attention kernel (SDPA decode over a DRAM-resident KV cache, causal prefill)")
-        res["attention"] = _attention(timer, reps, quick or tiny)
+        res["attention"] = _attention(timer, reps, quick or tiny, tiny)
         log("probe: bf16 elementwise bandwidth")
         res["elementwise_gb_s"] = _elementwise(timer, reps)
     res["rejected_samples"] = timer.total_rejected
