@@ -196,15 +196,21 @@ def calibrate_cmd(
     eff = next(iter(res["efficiency"].values()))
     dev = next(iter(res["efficiency"]))
     console.print(table(f"Fitted efficiencies for {dev} ({res['fitted_on']['points']} points)",
-                        ["factor", "fitted", "default"],
-                        [[k, v, res["defaults"].get(k)] for k, v in eff.items()]))
+                        ["factor", "fitted", "bounds", "default"],
+                        [[k, v, (res.get("bounds") or {}).get(k), res["defaults"].get(k)] for k, v in eff.items()]))
     rows = []
     for label, key in (("calibrated", "calibrated"), ("uncalibrated", "uncalibrated")):
         e = res["held_out"][key]
         rows.append([label, e["decode"]["points"], e["decode"]["mape"], e["decode"]["max_abs_error"],
                      e["prefill"]["points"], e["prefill"]["mape"], e["prefill"]["max_abs_error"]])
-    console.print(table("Held-out error (%)", ["predictions", "decode pts", "decode MAPE", "decode max",
-                                               "prefill pts", "prefill MAPE", "prefill max"], rows))
+    ins = res["in_sample"]["calibrated"]
+    rows.append(["calibrated, in-sample", ins["decode"]["points"], ins["decode"]["mape"], ins["decode"]["max_abs_error"],
+                 ins["prefill"]["points"], ins["prefill"]["mape"], ins["prefill"]["max_abs_error"]])
+    console.print(table("Error (%): held-out unless marked", ["predictions", "decode pts", "decode MAPE", "decode max",
+                                                             "prefill pts", "prefill MAPE", "prefill max"], rows))
+    for f in res.get("at_bound", []):
+        console.print(f"[yellow]fitted {f['factor']} = {f['value']:.3g} is at its {f['side']} bound {f['bound']:g} "
+                      f"(unbounded fit: {f['unbounded_fit']}): {f['meaning']}[/yellow]")
     console.print(f"calibration written to {res['path']} (use it with --calibration)")
 
 
