@@ -1,29 +1,28 @@
-"""CI gate: the quick validation (real torch MoE layer on this machine vs the cost model).
+"""CI gate: the quick validation (a real torch MoE layer on this machine vs the cost model).
 
-Runs ``moecap-sim validate --quick --calibrate --json`` (a quick probe, OLMoE-1B-7B with one
-layer at real dimensions and routing forced from the real trace, 8 decode + 3 prefill points,
-~1 minute here) and fails when the error exceeds bounds justified from the measured run-to-run
-noise of this very command (``benchmarks/validation_noise.py``, numbers in validation/README.md):
+Runs ``moecap-sim validate --quick --calibrate --estimator min --json`` once per module (a quick
+probe and OLMoE-1B-7B with one layer at real dimensions, routing forced from the real trace or,
+on an install without it, sampled from the shipped profile; 8 decode + 2-3 prefill points, at 1
+thread and at all threads) and fails when an error exceeds bounds justified from the measured
+run-to-run noise of this very command (``benchmarks/validation_noise.py``, numbers in
+:mod:`moecap_sim.validation.noise_bounds` and validation/README.md):
 
-    bound = min(cap, max(target, mean + 3·sd))   over repeated quick runs on the CI machine
+    bound = min(cap, max(target, mean + 3·sd))   over repeated quick runs
 
-``target`` is the issue's goal (decode ≤ 10 % uncalibrated / ≤ 5 % calibrated held-out, prefill ≤
-10 %); ``cap`` stops a broken model from hiding behind a noisy machine.  A physics regression
-(a missing term, a wrong byte count) moves these errors by far more than 3 sd.
+A run that misses its bounds is measured again (up to three runs): interference from other
+tenants comes in phases and slows a whole run, a physics regression misses in every run.
 
-Host interference (other tenants of the physical machine) comes in phases of minutes and shows in
-the run itself as a large median/min spread of the repeats.  A noisy run is measured once more
-after a pause (up to three runs); a quiet run is held to the quiet-run bounds (calibrated
-decode ≤ 5 %), a noisy one to the bounds over all runs.  See :mod:`moecap_sim.validation.noise_bounds`.
+The gate must also *catch* regressions: :func:`test_gate_trips_when_a_physics_term_is_removed`
+re-predicts the measured points with a term taken out of the cost model (the decode KV-cache
+read, the bytes of the distinct routed experts) and checks the same gate fails.
 """
 
 import json
+import time
 
 import pytest
 
-import time
-
-from moecap_sim.validation.noise_bounds import BOUNDS, BOUNDS_QUIET, NOISY_RUN_MEDIAN_OVER_MIN_PCT
+from moecap_sim.validation.noise_bounds import bounds_for, gate_failures
 
 pytestmark = pytest.mark.slow
 
@@ -34,48 +33,112 @@ def _json(text: str) -> dict:
     return json.loads("\n".join(lines[start:]))
 
 
-def test_quick_validation_within_noise_justified_bounds(tmp_path):
-    pytest.importorskip("torch")
-    pytest.importorskip("scipy")
+def _run(out, threads: str) -> dict:
     from typer.testing import CliRunner
 
     from moecap_sim.cli.validate import app
-    from moecap_sim.perf.efficiency import load_calibration
-    from moecap_sim.validation.routing import default_traces_dir
 
-    def run(out):
-        args = ["validate", "--quick", "--calibrate", "--estimator", "min", "--json", "-o", str(out)]
-        if not (default_traces_dir() / "SOURCES.md").exists():
-            args.append("--no-trace")
-        res = CliRunner().invoke(app, args)
-        assert res.exit_code == 0, res.output
-        return _json(res.stdout)
+    res = CliRunner().invoke(app, ["validate", "--quick", "--calibrate", "--estimator", "min", "--json", "-o", str(out),
+                                   "--threads", threads])
+    assert res.exit_code == 0, res.output
+    return _json(res.stdout)
 
-    # Host interference does not always show in a run's own median/min indicator (it can slow
-    # every repeat of a point alike), so a run that misses its bounds is measured again, up to
-    # three runs; a physics regression misses them in every run (see noise_bounds).
-    reports = []
+
+@pytest.fixture(scope="module")
+def gated(tmp_path_factory):
+    """The gated runs: re-measured (up to three runs) while one misses its bounds.  All threads
+    are validated when the machine's other cores are free (see noise_bounds.ALL_THREADS_MAX_BUSY_CPUS);
+    one thread always."""
+    pytest.importorskip("torch")
+    pytest.importorskip("scipy")
+    from moecap_sim.validation.noise_bounds import ALL_THREADS_MAX_BUSY_CPUS
+    from moecap_sim.validation.timing import available_cores, busy_cpus
+
+    busy = busy_cpus(2.0)
+    threads = "1,all" if available_cores() > 1 and busy <= ALL_THREADS_MAX_BUSY_CPUS else "1"
+    reports = [{"busy_cpus_before": round(busy, 2), "threads": threads}]
     for attempt in range(3):
         if attempt:
-            time.sleep(30)
-        out_dir = tmp_path / f"run{attempt}"
-        d = run(out_dir)
-        noisy = d["noise"]["median_over_min_pct"] > NOISY_RUN_MEDIAN_OVER_MIN_PCT
-        bounds = BOUNDS if noisy else BOUNDS_QUIET
-        assert d["points"] >= 8 and d["calibrated"] is True
-        u, c = d["uncalibrated"], d["calibrated_held_out"]
-        reports.append({"bounds": bounds, "noisy": noisy, "uncalibrated": u, "calibrated_held_out": c,
-                        "noise": d["noise"]})
-        if (u["decode_mape"] <= bounds["decode_uncalibrated"] and u["prefill_mape"] <= bounds["prefill_uncalibrated"]
-                and c["decode_mape"] <= bounds["decode_calibrated"]):
+            time.sleep(20)
+        d = _run(tmp_path_factory.mktemp(f"quick{attempt}"), threads)
+        runs = d.get("by_threads") or {str(d["threads"]): d}
+        fails = {th: gate_failures(r, bounds_for(int(th), r)) for th, r in runs.items()}
+        reports.append({"attempt": attempt, "threads": threads, "failures": fails, "elapsed_s": d.get("elapsed_s"),
+                        "runs": {th: {k: r.get(k) for k in ("uncalibrated", "calibrated_held_out", "noise")}
+                                 for th, r in runs.items()}})
+        if not any(fails.values()):
             break
-    report = json.dumps(reports, indent=1)
-    assert u["decode_mape"] <= bounds["decode_uncalibrated"], report
-    assert u["prefill_mape"] <= bounds["prefill_uncalibrated"], report
-    assert c["decode_mape"] <= bounds["decode_calibrated"], report
-    assert d["decode_mape"] == c["decode_mape"]  # headline = held-out calibrated when --calibrate
-    out = out_dir / d["hardware"] / "quick"
-    for f in ("measurements.csv", "summary.md", "predicted_vs_measured.png", "routing_used.npz"):
-        assert (out / "olmoe-1b-7b" / f).exists(), f
-    cal = load_calibration(str(out / "calibration.json"))
-    assert cal.by_key  # the written calibration is what predict --calibration reads
+    return d, runs, reports
+
+
+def test_quick_validation_within_noise_justified_bounds(gated):
+    import warnings
+
+    d, runs, reports = gated
+    assert "1" in runs, "the gate validates at 1 thread"
+    from moecap_sim.validation.timing import available_cores
+
+    if str(available_cores()) not in runs:
+        warnings.warn(f"all-threads validation not judged: other processes kept "
+                      f"{reports[0]['busy_cpus_before']} CPUs busy (see noise_bounds.ALL_THREADS_MAX_BUSY_CPUS)")
+    report = json.dumps(reports, indent=1, default=str)
+    for th, r in runs.items():
+        assert r["points"] >= 8 and r["calibrated_held_out"]["points"] >= 4, report
+        assert not gate_failures(r, bounds_for(int(th), r)), report
+    assert d["decode_mape"] == d["calibrated_held_out"]["decode_mape"]  # headline = held-out calibrated
+
+
+def test_quick_validation_writes_reusable_results(gated):
+    from pathlib import Path
+
+    from moecap_sim.perf.efficiency import load_calibration
+
+    d, runs, _ = gated
+    for r in runs.values():
+        out = Path(r["output_dir"])
+        for f in ("measurements.csv", "summary.md", "predicted_vs_measured.png", "routing_used.npz"):
+            assert (out / "olmoe-1b-7b" / f).exists(), f
+        cal = load_calibration(str(out / "calibration.json"))  # what predict --calibration reads
+        doc = json.loads((out / "calibration.json").read_text())
+        assert cal.by_key and "in_sample" in doc and "held_out" in doc and isinstance(doc["at_bound"], list)
+        for k, v in next(iter(doc["efficiency"].values())).items():
+            lo, hi = doc["bounds"][k]
+            assert lo <= v <= hi, (k, v)
+
+
+@pytest.mark.parametrize("term", ["decode KV-cache read", "routed-expert bytes"])
+def test_gate_trips_when_a_physics_term_is_removed(gated, term, monkeypatch):
+    """The same gate, on the same measurements, with one physics term removed from the model."""
+    import pandas as pd
+
+    import moecap_sim.validation.engine as engine
+    from moecap_sim.validation.compare import errors, predict_rows
+    from moecap_sim.validation.routing import StepRouting
+
+    _, runs, _ = gated
+    r1 = runs["1"]
+    from pathlib import Path
+
+    rows = pd.read_csv(Path(r1["output_dir"]) / "olmoe-1b-7b" / "measurements.csv").to_dict("records")
+
+    def gate_stats(pred):
+        for r, p in zip(rows, pred):
+            r["predicted_s"] = p["predicted_s"]
+        e = errors(rows)
+        return {"uncalibrated": {"decode_mape": e["decode"]["mape"], "prefill_mape": e["prefill"]["mape"]},
+                "calibrated_held_out": r1["calibrated_held_out"], "noise": r1["noise"]}
+
+    bounds = bounds_for(1, r1)
+    intact = gate_stats(predict_rows(rows, r1["system_spec"]))
+    assert not gate_failures(intact, bounds), intact  # the re-prediction itself passes
+    if term == "decode KV-cache read":
+        make = engine.torch_eager_engine
+
+        def no_kv(*a, **k):
+            return make(*a, **k).model_copy(update={"decode_kv_passes": {"gqa": 0, "mla": 0}})
+
+        monkeypatch.setattr(engine, "torch_eager_engine", no_kv)
+    else:
+        monkeypatch.setattr(StepRouting, "expected_distinct_experts", lambda self, tokens, layer=None: 0.0)
+    broken = gate_stats(predict_rows(rows, r1["system_spec"]))
+    assert gate_failures(broken, bounds), (term, broken, bounds)

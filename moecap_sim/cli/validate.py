@@ -26,15 +26,47 @@ def _command_line() -> str:
     return " ".join(shlex.quote(a) for a in argv)
 
 
-def _logger(json_out: bool):
-    from rich.console import Console
+class _Progress:
+    """Progress for the long commands (probe, validate): a rich progress bar on stderr whose
+    description follows the log, with a bar over the timed rounds of each model; every log line
+    is also printed above it."""
 
-    err = Console(stderr=True, highlight=False)
+    def __init__(self):
+        import re
 
-    def log(msg: str) -> None:
-        err.print(msg, markup=False)
+        from rich.console import Console
+        from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
-    return log
+        self._re = re.compile(r"round (\d+)/(\d+)")
+        self.console = Console(stderr=True, highlight=False)
+        self.progress = Progress(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(),
+                                 TextColumn("{task.completed}/{task.total}"), TimeElapsedColumn(),
+                                 console=self.console, transient=True)
+        self.task = None
+
+    def __enter__(self):
+        self.progress.__enter__()
+        self.task = self.progress.add_task("starting", total=None)
+        return self.log
+
+    def __exit__(self, *exc):
+        return self.progress.__exit__(*exc)
+
+    def log(self, msg: str) -> None:
+        self.progress.console.print(msg, markup=False)
+        m = self._re.search(msg)
+        if m:
+            self.progress.update(self.task, description=msg.split(" round")[0] + " timing rounds",
+                                 completed=int(m.group(1)), total=int(m.group(2)))
+        else:
+            self.progress.update(self.task, description=msg[:70], completed=0, total=None)
+
+
+def _positive(name: str, v, allow_zero: bool = False) -> None:
+    from moecap_sim.errors import UserError
+
+    if v is not None and not (v >= 0 if allow_zero else v > 0):
+        raise UserError(f"{name} must be {'≥ 0' if allow_zero else '> 0'}, got {v:g}")
 
 
 @app.command("validate")
@@ -42,12 +74,16 @@ def validate_cmd(
     model: Optional[List[str]] = typer.Option(
         None, "--model", "-m", help="Model(s) to validate (repeatable). Default: olmoe-1b-7b, qwen1.5-moe-a2.7b, "
                                     "deepseek-v2-lite, mixtral-8x7b (--quick: olmoe-1b-7b)."),
-    hw: Optional[str] = typer.Option(None, "--hw", help="A probed system spec (from `moecap-sim hw probe`). "
-                                                        "Default: probe this machine now."),
-    out: str = typer.Option("validation", "--out", "-o", help="Results folder; results go to OUT/<hardware>/<model>/."),
-    quick: bool = typer.Option(False, "--quick", help="CI mode (< 5 min): a quick probe, OLMoE, 1 layer, 11 points."),
-    threads: Optional[int] = typer.Option(None, "--threads", help="CPU threads (default: 1, or the probed spec's cores). "
-                                                                  "1 is robust on a shared machine."),
+    hw: Optional[str] = typer.Option(None, "--hw", "--hw-spec", help="A probed spec: the folder `moecap-sim hw probe -o "
+                                                                     "DIR` wrote, or its *-system.yaml. Default: probe "
+                                                                     "this machine now (at each thread count)."),
+    out: str = typer.Option("moecap-validation", "--out", "-o", help="Results folder (default ./moecap-validation); "
+                                                                     "results go to OUT/<hardware>/<model>/."),
+    quick: bool = typer.Option(False, "--quick", help="CI mode (~1 min per thread count): a quick probe, OLMoE, 1 layer, "
+                                                      "10 points."),
+    threads: Optional[str] = typer.Option(None, "--threads", help="CPU threads: N, 'all', or a list such as '1,all' "
+                                                                  "(default: 1 and all cores; with --hw, the threads "
+                                                                  "the spec was probed with)."),
     repeats: Optional[int] = typer.Option(None, "--repeats", help="Timed repeats per point (median; default 5, quick 3)."),
     warmup: int = typer.Option(1, "--warmup", help="Warm-up runs per point."),
     layers: Optional[int] = typer.Option(None, "--layers", help="Layers to build (default: as many as --max-weight-gb allows)."),
@@ -69,7 +105,8 @@ def validate_cmd(
 ):
     """Time real MoE layers in torch and compare with the cost model's predictions."""
     from moecap_sim.errors import UserError
-    from moecap_sim.validation.runner import DEFAULT_MODELS, QUICK_MODELS, ValidateConfig, run_validation
+    from moecap_sim.validation.runner import (DEFAULT_MODELS, QUICK_MODELS, ValidateConfig, check_config,
+                                              run_validation, thread_counts)
 
     if device not in ("cpu", "cuda") and not device.startswith("cuda:"):
         raise UserError(f"--device must be cpu or cuda, got {device!r}")
@@ -82,7 +119,12 @@ def validate_cmd(
                          max_weight_gb=max_weight_gb, max_kv_gb=max_kv_gb, layers=layers, traces_dir=traces_dir,
                          use_trace=not no_trace, calibration=calibration, calibrate=calibrate, device=device,
                          seed=seed, command=_command_line(), estimator=estimator)
-    res = run_validation(cfg, log=_logger(json_out))
+    if threads is not None:
+        cfg.threads = [t.strip() for t in threads.split(",") if t.strip()] or threads
+        thread_counts(cfg)  # bad values exit 2 now
+    check_config(cfg)
+    with _Progress() as log:
+        res = run_validation(cfg, log=log)
     if json_out:
         from moecap_sim.cli.render import print_json
 
@@ -113,7 +155,16 @@ def _print_result(res: dict) -> None:
     if cal:
         console.print(f"calibrated, held-out ({cal['points']} points): decode MAPE {pct(cal['decode_mape'])}, "
                       f"prefill MAPE {pct(cal['prefill_mape'])}; calibration written to {cal['calibration_file']}")
+    for f in (cal or {}).get("at_bound", []):
+        console.print(f"[yellow]fitted {f['factor']} = {f['value']:.3g} is at its {f['side']} bound {f['bound']:g}: "
+                      f"{f['meaning']}[/yellow]")
     console.print(f"noise: median within-point MAD {res['noise']['median_mad_pct']:.1f}%; results in {res['output_dir']}")
+    for th, r in (res.get("by_threads") or {}).items():
+        u, c = r["uncalibrated"], r.get("calibrated_held_out") or {}
+        console.print(f"{th} thread(s) [{r['hardware']}]: uncalibrated decode {pct(u['decode_mape'])}, prefill "
+                      f"{pct(u['prefill_mape'])}" + (f"; calibrated held-out decode {pct(c.get('decode_mape'))}, "
+                                                      f"prefill {pct(c.get('prefill_mape'))}" if c else "") +
+                      f"; {r['output_dir']}")
 
 
 @app.command("calibrate")
@@ -145,15 +196,21 @@ def calibrate_cmd(
     eff = next(iter(res["efficiency"].values()))
     dev = next(iter(res["efficiency"]))
     console.print(table(f"Fitted efficiencies for {dev} ({res['fitted_on']['points']} points)",
-                        ["factor", "fitted", "default"],
-                        [[k, v, res["defaults"].get(k)] for k, v in eff.items()]))
+                        ["factor", "fitted", "bounds", "default"],
+                        [[k, v, (res.get("bounds") or {}).get(k), res["defaults"].get(k)] for k, v in eff.items()]))
     rows = []
     for label, key in (("calibrated", "calibrated"), ("uncalibrated", "uncalibrated")):
         e = res["held_out"][key]
         rows.append([label, e["decode"]["points"], e["decode"]["mape"], e["decode"]["max_abs_error"],
                      e["prefill"]["points"], e["prefill"]["mape"], e["prefill"]["max_abs_error"]])
-    console.print(table("Held-out error (%)", ["predictions", "decode pts", "decode MAPE", "decode max",
-                                               "prefill pts", "prefill MAPE", "prefill max"], rows))
+    ins = res["in_sample"]["calibrated"]
+    rows.append(["calibrated, in-sample", ins["decode"]["points"], ins["decode"]["mape"], ins["decode"]["max_abs_error"],
+                 ins["prefill"]["points"], ins["prefill"]["mape"], ins["prefill"]["max_abs_error"]])
+    console.print(table("Error (%): held-out unless marked", ["predictions", "decode pts", "decode MAPE", "decode max",
+                                                             "prefill pts", "prefill MAPE", "prefill max"], rows))
+    for f in res.get("at_bound", []):
+        console.print(f"[yellow]fitted {f['factor']} = {f['value']:.3g} is at its {f['side']} bound {f['bound']:g} "
+                      f"(unbounded fit: {f['unbounded_fit']}): {f['meaning']}[/yellow]")
     console.print(f"calibration written to {res['path']} (use it with --calibration)")
 
 
@@ -171,12 +228,23 @@ def probe_cmd(
     purchase_usd: Optional[float] = typer.Option(None, "--purchase-usd", help="Price of the whole box (for owned-cost "
                                                                               "predictions; a probe cannot measure it)."),
     usd_per_hour: Optional[float] = typer.Option(None, "--usd-per-hour", help="On-demand price of this machine, $/h."),
+    estimator: str = typer.Option("median", "--estimator", help="Statistic of the repeats: median, or min (use the "
+                                                                "one `validate --estimator` will use)."),
 ):
     """Measure this machine (memory bandwidth, GEMM throughput per dtype and shape, dispatch
     overhead; GPU HBM / GEMM / host link when present) and write a spec usable with --hw."""
+    from moecap_sim.errors import UserError
     from moecap_sim.validation.probe import probe_machine, summary_rows, write_specs
 
-    rep = probe_machine(threads=threads, quick=quick, gpu=gpu, name=name, log=_logger(json_out))
+    _positive("--tdp-w", tdp_w)
+    _positive("--purchase-usd", purchase_usd)
+    _positive("--usd-per-hour", usd_per_hour)
+    if threads is not None and threads < 1:
+        raise UserError(f"--threads must be ≥ 1, got {threads}")
+    if estimator not in ("median", "min"):
+        raise UserError(f"--estimator must be median or min, got {estimator!r}")
+    with _Progress() as log:
+        rep = probe_machine(threads=threads, quick=quick, gpu=gpu, name=name, log=log, estimator=estimator)
     files = write_specs(rep, output, tdp_w=tdp_w, purchase_usd=purchase_usd, usd_per_hour=usd_per_hour)
     if json_out:
         from moecap_sim.cli.render import print_json

@@ -27,7 +27,13 @@ The defaults below are *documented priors*, not fitted to any published end-to-e
   with the same fitted factors, p = ∞ (hard max) being the other candidate tried.
 
 A calibration file (``moecap-sim calibrate``) replaces any of these with values fitted on
-measurements of the user's own hardware.
+measurements of the user's own hardware; :func:`load_calibration` rejects a factor outside its
+physical range (efficiencies in (0, 1], overheads ≥ 0), naming the file, field and value.
+
+A *probed* CPU spec carries measured achieved figures (``achieved``: weight-GEMM throughput by
+rows, attention, elementwise, dispatch); its unit is timed against those
+(:mod:`moecap_sim.perf.achieved`) and the efficiencies become fractions of the measured ceilings,
+prior 1 (:func:`moecap_sim.perf.achieved.measured_efficiency`).
 """
 
 from __future__ import annotations
@@ -77,6 +83,11 @@ DEFAULTS: dict[str, Efficiency] = {
 }
 
 
+EFFICIENCY_FACTORS = ("bw", "flop", "attention", "moe_grouped", "link")  # fractions of a ceiling: (0, 1]
+OVERHEADS_US = ("kernel_launch_us", "graph_kernel_us", "collective_latency_us")  # ≥ 0
+MAX_OVERHEAD_US = 1e6
+
+
 def default_efficiency(efficiency_class: str) -> Efficiency:
     return DEFAULTS.get(efficiency_class, Efficiency(source=f"generic default (no prior for class '{efficiency_class}')"))
 
@@ -106,11 +117,15 @@ class Calibration:
     #: factors (fitting itself needs this)
     exclusive: bool = False
 
-    def for_device(self, name: str, efficiency_class: str, family: Optional[str] = None) -> Optional[Efficiency]:
+    def for_device(self, name: str, efficiency_class: str, family: Optional[str] = None,
+                   base: Optional[Efficiency] = None) -> Optional[Efficiency]:
+        """The calibrated efficiencies of a device under engine ``family``: fitted factors over
+        ``base`` (default: the class prior; a probed device passes its measured-ceiling
+        efficiencies)."""
         keys = ([f"{name}@{family}", f"{efficiency_class}@{family}"] if family else []) + [name, efficiency_class]
         for key in keys:
             if key in self.by_key:
-                base = default_efficiency(efficiency_class)
+                base = base or default_efficiency(efficiency_class)
                 vals = {k: v for k, v in self.by_key[key].items() if k in {f.name for f in fields(Efficiency)}}
                 return replace(base, **vals, source=f"calibration {self.path} [{key}]")
         return None
@@ -170,8 +185,17 @@ def parse_calibration(eff: dict, path: str) -> Calibration:
         for k, v in vals.items():
             if k not in known:
                 problems.append(f"field 'efficiency.{key}.{k}' is not a known factor (known: {', '.join(sorted(known))})")
-            elif not isinstance(v, (int, float)) or v <= 0 or (k in ("bw", "flop", "attention", "moe_grouped", "link") and v > 1.5):
-                problems.append(f"field 'efficiency.{key}.{k}' = {v!r}: must be a positive number (factors ≤ 1.5)")
+            elif isinstance(v, bool) or not isinstance(v, (int, float)) or v != v:
+                problems.append(f"field 'efficiency.{key}.{k}' = {v!r}: must be a number")
+            elif k in EFFICIENCY_FACTORS and not (0 < v <= 1):
+                problems.append(f"field 'efficiency.{key}.{k}' = {v!r}: an efficiency is a fraction of a ceiling, "
+                                f"0 < {k} <= 1 (a fit above 1 means the model lacks a term, see validation/README.md)")
+            elif k == "overlap_p" and not v >= 1:
+                problems.append(f"field 'efficiency.{key}.{k}' = {v!r}: the smooth-roofline exponent must be >= 1 "
+                                f"(1 = memory and compute never overlap)")
+            elif k in OVERHEADS_US and not (0 <= v <= MAX_OVERHEAD_US):
+                problems.append(f"field 'efficiency.{key}.{k}' = {v!r}: an overhead in microseconds must be in "
+                                f"[0, {MAX_OVERHEAD_US:g}]")
     if problems:
         raise SpecError(path, problems)
     return Calibration(by_key=eff, path=path)

@@ -24,13 +24,14 @@ the unit that runs it (accelerator, host CPU, or a link), never a single global 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Optional
 
 from moecap_sim.catalog.engines import EngineSpec
 from moecap_sim.deployment import Deployment
 from moecap_sim.geometry import Layer
-from moecap_sim.perf.efficiency import Calibration, Efficiency, engine_family, resolve_efficiency
+from moecap_sim.perf.achieved import AttentionFactor, measured_efficiency
+from moecap_sim.perf.efficiency import Calibration, Efficiency, default_efficiency, engine_family, resolve_efficiency
 from moecap_sim.precision import NATIVE_COMPUTE_DTYPE
 from moecap_sim.routing.base import RoutingProfile
 from moecap_sim.specs.hardware import DeviceSpec
@@ -99,6 +100,8 @@ class Unit:
     eff: Efficiency
     count: int = 1  # sockets for a CPU
     is_cpu: bool = False
+    #: measured kernel curves of a probed device (specs.hardware.Achieved; see perf/achieved.py)
+    achieved: Optional[object] = None
 
     def compute_dtype(self, weight_dtype: str) -> tuple[str, bool]:
         """Dtype the matmul runs in and whether it is a weight-only (dequantize) path."""
@@ -118,6 +121,8 @@ class Unit:
         not (``overlap=False``: a CPU GEMM that repacks each weight block into the matrix
         unit's layout before multiplying it, as eager PyTorch/oneDNN does with plain weights)."""
         t_mem, t_cmp = self.times(bytes_, flops, dtype, flop_eff, bw_eff)
+        if self.achieved is not None:
+            return t_mem + t_cmp  # measured curves split a kernel's time additively (perf/achieved.py)
         if not overlap:
             return t_mem + t_cmp
         p = self.eff.overlap_p
@@ -128,6 +133,12 @@ class Unit:
     def times(self, bytes_: float, flops: float, dtype: str, flop_eff: Optional[float] = None,
               bw_eff: Optional[float] = None) -> tuple[float, float]:
         """(memory time, compute time) of an op in seconds, with this unit's efficiencies."""
+        if self.achieved is not None:
+            from moecap_sim.perf.achieved import op_times
+
+            t = op_times(self.achieved, self.eff, bytes_, flops, dtype, flop_eff, bw_eff)
+            if t is not None:
+                return t
         t_mem = bytes_ / (self.mem_gb_s * GB * (bw_eff or self.eff.bw)) if bytes_ else 0.0
         t_cmp = flops / (self.peak_flops(dtype) * (flop_eff or self.eff.flop)) if flops else 0.0
         return t_mem, t_cmp
@@ -162,11 +173,20 @@ class CostContext:
 def make_unit(dev: DeviceSpec, count: int = 1, calibration: Optional[Calibration] = None,
               mem_gb_s: Optional[float] = None, compute_fraction: float = 1.0, family: Optional[str] = None) -> Unit:
     """A unit from a device spec; ``count`` sockets/devices, ``compute_fraction`` of their cores
-    (a cloud VM that gets only some vCPUs of a socket); efficiencies for engine ``family``."""
-    eff = resolve_efficiency(dev.name, dev.efficiency_class, family, calibration)
+    (a cloud VM that gets only some vCPUs of a socket); efficiencies for engine ``family``: a
+    probed CPU's measured ceilings (with the user's calibration over them), else the user's
+    calibration, the factors fitted on published measurements, or the class prior."""
+    ach = dev.achieved if (dev.kind == "cpu" and count == 1 and compute_fraction == 1.0) else None
+    if ach is not None:  # η become fractions of measured ceilings (prior 1)
+        base = measured_efficiency(ach, default_efficiency(dev.efficiency_class))
+        eff = (calibration.for_device(dev.name, dev.efficiency_class, family, base=base) if calibration else None) or base
+        # mark the attention factor so Unit.times recognises the attention operator
+        eff = replace(eff, attention=AttentionFactor(eff.attention))
+    else:
+        eff = resolve_efficiency(dev.name, dev.efficiency_class, family, calibration)
     peaks = {k: v * compute_fraction for k, v in dev.compute.dense_tflops.items()}
     return Unit(name=dev.name, mem_gb_s=mem_gb_s or dev.memory.bandwidth_gb_s * count, peaks=peaks,
-                eff=eff, count=count, is_cpu=dev.kind == "cpu")
+                eff=eff, count=count, is_cpu=dev.kind == "cpu", achieved=ach)
 
 
 def build_context(dep: Deployment, engine: EngineSpec, routing: RoutingProfile, placement: str,

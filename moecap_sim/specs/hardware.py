@@ -139,6 +139,45 @@ def _check_date(v) -> str:
     raise ValueError(f"expected a date as YYYY-MM or YYYY-MM-DD, got {s!r}")
 
 
+class Achieved(_Strict):
+    """What a probe *measured* this device's kernels achieve (``moecap-sim hw probe``), used by the
+    cost model instead of datasheet × efficiency priors (:mod:`moecap_sim.perf.achieved`).
+
+    * ``gemm_weight_gb_s_by_rows`` — per dtype, ``[[rows M, GB/s], …]``: bytes of weight matrix a
+      GEMM ``[M, K]·[K, N]ᵀ`` gets through per second with the weights streamed from DRAM (time =
+      weight bytes / this).  M = 1 is the GEMV (bandwidth) end, large M the compute end (TFLOPS =
+      GB/s × 2M / bytes per element / 1000): one curve covers skinny and square shapes.
+    * ``gemv_gb_s_by_bytes`` — per dtype, ``[[matrix bytes, GB/s], …]`` at M = 1 (DRAM-streamed),
+      and ``gemv_in_cache_gb_s`` with the matrix cache-resident (how size and residency matter).
+    * ``attention_kv_gb_s`` / ``attention_tflops`` — the attention kernel (SDPA): KV-cache bytes
+      per second of a decode step, FLOP/s of a causal prefill (FLOPs counted as the cost model does).
+    * ``elementwise_gb_s`` — bf16 elementwise kernels (bytes read + written per second).
+    * ``dispatch_us`` — eager cost of one operator that does no work; ``gemm_call_us`` — the fixed
+      cost of one bf16 GEMM call.
+    """
+
+    threads: int = Field(gt=0, le=4096)
+    source: str
+    gemm_weight_gb_s_by_rows: dict[str, list[list[float]]]
+    gemv_gb_s_by_bytes: dict[str, list[list[float]]] = {}
+    gemv_in_cache_gb_s: Optional[float] = Field(default=None, gt=0, le=100_000)
+    attention_kv_gb_s: Optional[float] = Field(default=None, gt=0, le=100_000)
+    attention_tflops: Optional[float] = Field(default=None, gt=0, le=100_000)
+    elementwise_gb_s: Optional[float] = Field(default=None, gt=0, le=100_000)
+    dispatch_us: float = Field(ge=0, le=10_000)
+    gemm_call_us: Optional[float] = Field(default=None, ge=0, le=100_000)
+
+    @field_validator("gemm_weight_gb_s_by_rows", "gemv_gb_s_by_bytes")
+    @classmethod
+    def _curves(cls, v):
+        for dt, pts in v.items():
+            if dt not in DTYPES:
+                raise ValueError(f"unknown dtype '{dt}' (known: {', '.join(DTYPES)})")
+            if not pts or any(len(p) != 2 or not (p[0] > 0 and 0 < p[1] <= 100_000) for p in pts):
+                raise ValueError(f"{dt}: expected a non-empty list of [x > 0, GB/s in (0, 100000]] pairs")
+        return v
+
+
 class DeviceSpec(_Strict):
     """One accelerator or CPU SKU (a file in ``hardware_specs/devices/``)."""
 
@@ -156,6 +195,8 @@ class DeviceSpec(_Strict):
     power: Power
     price: Optional[Price] = None
     measured: bool = False
+    #: measured achieved kernel figures (probed devices); None: datasheet values with priors
+    achieved: Optional[Achieved] = None
     notes: Optional[str] = None
     sources: dict[str, str]
     path: Optional[str] = None  # file it was loaded from (set by the loader, not written in files)

@@ -208,3 +208,56 @@ class StepRouting:
 def distinct_per_layer(experts: np.ndarray) -> list[int]:
     """experts [tokens, layers, k] -> distinct expert ids per layer."""
     return [int(len(np.unique(experts[:, li, :]))) for li in range(experts.shape[1])]
+
+
+def missing_trace_files(model: str, traces_dir: Optional[Path] = None) -> list[str]:
+    """Upstream trace files ``model`` needs that are not there ([] when all are, or it has none)."""
+    spec = UPSTREAM.get(model)
+    if spec is None:
+        return []
+    base = Path(traces_dir) if traces_dir else default_traces_dir()
+    return [str(base / f) for fs in spec.values() for f in fs if not (base / f).exists()]
+
+
+@dataclass
+class ProfileRouting:
+    """Token routings sampled from a routing profile shipped with the package
+    (``traces/profiles/<model>.json``, fitted to the model's real trace): each token picks top-k
+    distinct experts of its layer with probabilities ∝ the fitted per-expert popularity
+    (Gumbel-top-k sampling; tokens independent, the profile's steady state).  Used when the
+    upstream traces are not installed; same interface as :class:`TraceRouting`."""
+
+    model: str
+    num_experts: int
+    top_k: int
+    log_q: np.ndarray  # [our MoE layers, E]
+    source: str
+    seed: int = 0
+    notes: list = field(default_factory=list)
+
+    def _sample(self, tokens: int, index: int, salt: int) -> np.ndarray:
+        rng = np.random.default_rng([self.seed, int(index), salt])
+        g = rng.gumbel(size=(tokens,) + self.log_q.shape)
+        scores = self.log_q[None, :, :] + g
+        return np.argsort(-scores, axis=-1)[..., :self.top_k].astype(np.int64)
+
+    def decode_batch(self, batch: int, index: int) -> np.ndarray:
+        return self._sample(batch, index, 1)
+
+    def prefill_chunk(self, tokens: int, index: int = 0) -> np.ndarray:
+        return self._sample(tokens, index, 2)
+
+
+def load_profile_routing(model: str, num_moe_layers: int, seed: int = 0) -> Optional[ProfileRouting]:
+    """Routing sampled from the shipped fitted profile of ``model``, or None when none is shipped."""
+    from moecap_sim.routing.profiles import load_shipped_profile
+
+    prof = load_shipped_profile(model)
+    if prof is None:
+        return None
+    q = np.stack([prof._layer_weights(min(i, prof.num_moe_layers - 1)) @ prof.q for i in range(num_moe_layers)])
+    q = np.clip(q, 1e-9, None)
+    return ProfileRouting(model=model, num_experts=prof.num_experts, top_k=prof.top_k, log_q=np.log(q),
+                          source=f"sampled from the shipped profile traces/profiles/{model}.json ({prof.source})",
+                          seed=seed, notes=["upstream traces not installed: tokens sampled independently from the "
+                                            "fitted per-expert popularity of each layer"])

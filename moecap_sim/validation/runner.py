@@ -29,6 +29,7 @@ from typing import Callable, Optional
 import numpy as np
 
 from moecap_sim.errors import UserError
+from moecap_sim.validation.compare import assign_split, errors, predict_rows, truncated_spec  # noqa: F401 (API)
 
 DEFAULT_MODELS = ["olmoe-1b-7b", "qwen1.5-moe-a2.7b", "deepseek-v2-lite", "mixtral-8x7b"]
 QUICK_MODELS = ["olmoe-1b-7b"]
@@ -53,9 +54,9 @@ class Point:
 class ValidateConfig:
     models: list = field(default_factory=lambda: list(DEFAULT_MODELS))
     hw: Optional[str] = None  # a probed system YAML; None: probe now
-    out_dir: str = "validation"
+    out_dir: str = "moecap-validation"  # relative to the working directory, never the package
     quick: bool = False
-    threads: Optional[int] = None
+    threads: Optional[object] = None  # int, 'all', or a list of them; None: 1 and all cores (probed here)
     repeats: Optional[int] = None
     warmup: int = 1
     max_weight_gb: Optional[float] = None
@@ -81,17 +82,6 @@ class ValidateConfig:
 # ---------------------------------------------------------------------------------------------
 # model truncation and grids
 # ---------------------------------------------------------------------------------------------
-
-def truncated_spec(name: str, layers: int):
-    from moecap_sim.catalog.models import get_model
-    from moecap_sim.specs.model import ModelSpec
-
-    spec = get_model(name)
-    cfg = dict(spec.config)
-    key = "num_hidden_layers" if "num_hidden_layers" in cfg else "n_layers"
-    cfg[key] = layers
-    return ModelSpec(**{**spec.model_dump(exclude={"path"}), "config": cfg}), spec
-
 
 def layer_bytes(arch, bytes_per_param: float = 2.0) -> list[float]:
     out = []
@@ -142,72 +132,6 @@ def make_grid(arch, quick: bool, max_kv_gb: float, kv_bytes_per_token: float, ma
     return pts
 
 
-def assign_split(rows: list[dict]) -> None:
-    """Deterministic calibration / held-out split, a checkerboard over the grid: within each
-    (model, phase), points are grouped by context and sorted by tokens; point j of context group
-    g goes to calibration when j + g is even, else it is held out — so both subsets span every
-    batch size and every context length."""
-    groups: dict = {}
-    for r in rows:
-        groups.setdefault((r["model"], r["phase"]), []).append(r)
-    for g in groups.values():
-        ctxs = sorted({int(r["context"]) for r in g})
-        for gi, c in enumerate(ctxs):
-            sub = sorted([r for r in g if int(r["context"]) == c], key=lambda r: int(r["seqs"]) * int(r["new_tokens"]))
-            for j, r in enumerate(sub):
-                r["split"] = "cal" if (j + gi) % 2 == 0 else "held"
-
-
-# ---------------------------------------------------------------------------------------------
-# predictions
-# ---------------------------------------------------------------------------------------------
-
-_DEPLOYMENTS: dict = {}
-
-
-def predict_rows(rows: list[dict], system_path: str, calibration=None) -> list[dict]:
-    """Cost-model step time for every measured row (uses only columns of the CSV)."""
-    from moecap_sim.catalog.hardware import systems
-    from moecap_sim.deployment import resolve_deployment
-    from moecap_sim.perf.step import build_context, step_time
-    from moecap_sim.validation.engine import torch_eager_engine
-    from moecap_sim.validation.routing import StepRouting
-
-    system = systems().get(str(system_path))
-    out = []
-    for r in rows:
-        key = (r["model"], int(r["layers"]), str(system_path))
-        if key not in _DEPLOYMENTS:
-            spec, _ = truncated_spec(r["model"], int(r["layers"]))
-            _DEPLOYMENTS[key] = resolve_deployment(spec, system, precision="bf16", kv_dtype="bf16")
-        dep = _DEPLOYMENTS[key]
-        arch = dep.model.arch
-        eng = torch_eager_engine(r.get("device", "cpu"), float(r["kernels_per_layer"]), float(r["kernels_per_expert"]))
-        distinct = tuple(float(x) for x in str(r["distinct_per_layer"]).split(";") if x != "")
-        prof = StepRouting(distinct=distinct, num_experts=arch.num_experts, top_k=arch.top_k,
-                           kind="trace" if r.get("routing") == "trace" else "router",
-                           source=str(r.get("routing_source", "")))
-        placement = "cpu-only" if dep.accelerator is None else "none"
-        ctx = build_context(dep, eng, prof, placement, calibration)
-        sb = step_time(ctx, r["phase"], int(r["seqs"]), int(r["new_tokens"]), float(r["context"]))
-        res = sb.by_resource()
-        out.append({"predicted_s": sb.time_s, "bottleneck": sb.bottleneck,
-                    "pred_ops": ";".join(f"{k}={v.time_s * 1e3:.3f}" for k, v in sb.ops.items() if v.time_s > 0),
-                    "pred_overhead_s": res.get("overhead", 0.0)})
-    return out
-
-
-def errors(rows: list[dict], pred_key: str = "predicted_s", meas_key: str = "measured_s") -> dict:
-    """MAPE / max error per phase (percent)."""
-    out = {}
-    for phase in ("decode", "prefill"):
-        e = [abs(r[pred_key] / r[meas_key] - 1.0) * 100 for r in rows if r["phase"] == phase]
-        s = [(r[pred_key] / r[meas_key] - 1.0) * 100 for r in rows if r["phase"] == phase]
-        out[phase] = {"mape": float(np.mean(e)) if e else None, "max_abs_error": float(np.max(e)) if e else None,
-                      "mean_signed_error": float(np.mean(s)) if s else None, "points": len(e)}
-    return out
-
-
 # ---------------------------------------------------------------------------------------------
 # measuring one model
 # ---------------------------------------------------------------------------------------------
@@ -234,7 +158,7 @@ def measure_model(name: str, cfg: ValidateConfig, system_path: str, threads: int
     from moecap_sim.catalog.hardware import systems
     from moecap_sim.validation.engine import count_ops
     from moecap_sim.validation.layers import TorchMoEModel
-    from moecap_sim.validation.routing import distinct_per_layer, load_trace_routing
+    from moecap_sim.validation.routing import distinct_per_layer, load_profile_routing, load_trace_routing
     from moecap_sim.validation.timing import CacheFlusher, Timer
 
     dev = cfg.device
@@ -247,9 +171,12 @@ def measure_model(name: str, cfg: ValidateConfig, system_path: str, threads: int
     model = TorchMoEModel(spec.config, arch, seed=cfg.seed, device=dev)
     build_s = time.time() - t0
     trace = None
-    if cfg.use_trace:
+    mode = routing_mode(full.name, cfg)
+    if mode == "trace":
         trace = load_trace_routing(full.name, n_moe, Path(cfg.traces_dir) if cfg.traces_dir else None)
-    routing_kind = "trace" if trace is not None else "router"
+    elif mode == "profile":
+        trace = load_profile_routing(full.name, n_moe, seed=cfg.seed)
+    routing_kind = mode if trace is not None else "router"
     routing_source = trace.source if trace is not None else \
         "no real trace for this model: the layers' own routers (random weights) chose the experts"
     kv_tok = arch.kv_bytes_per_token(2.0)
@@ -282,7 +209,8 @@ def measure_model(name: str, cfg: ValidateConfig, system_path: str, threads: int
     log(f"[{name}] operators: {kpl:.1f} per layer outside the expert loop + {kpe:.1f} per activated expert; "
         f"{len(points)} points")
     flusher = CacheFlusher() if dev == "cpu" else None
-    timer = Timer(dev, threads=threads, flush=flusher, max_wait_s=10.0 if cfg.quick else 30.0, estimator=cfg.estimator)
+    timer = Timer(dev, threads=threads, flush=flusher, max_wait_s=10.0 if cfg.quick else 30.0, estimator=cfg.estimator,
+                  max_total_wait_s=30.0 if cfg.quick else 600.0)
 
     # Per point: its tokens and forced routing, fixed for the whole run.
     prepared = []
@@ -356,7 +284,7 @@ def measure_model(name: str, cfg: ValidateConfig, system_path: str, threads: int
             "phase": p.phase, "seqs": p.seqs, "new_tokens": p.new_tokens, "context": p.context,
             "tokens": p.seqs * p.new_tokens, "layers": n_layers, "moe_layers": n_moe,
             "distinct_per_layer": ";".join(map(str, distinct)), "distinct_mean": float(np.mean(distinct)),
-            "routing": routing_kind, "routing_source": routing_source if routing_kind == "router" else "trace",
+            "routing": routing_kind, "routing_source": routing_source if routing_kind != "trace" else "trace",
             "kernels_per_layer": round(kpl, 2), "kernels_per_expert": round(kpe, 2),
             "measured_s": m.value(cfg.estimator), "median_s": m.median_s, "min_s": m.min_s,
             "median_over_min": m.median_over_min,
@@ -385,7 +313,74 @@ def measure_model(name: str, cfg: ValidateConfig, system_path: str, threads: int
 # the whole run
 # ---------------------------------------------------------------------------------------------
 
-def _resolve_hw(cfg: ValidateConfig, log) -> tuple[str, str, int, Optional[dict]]:
+def resolve_spec_path(hw: str) -> str:
+    """A system spec from ``--hw``: a catalog name, a ``*-system.yaml`` file, or a folder written
+    by ``moecap-sim hw probe -o DIR`` (its one ``*-system.yaml``)."""
+    p = Path(hw).expanduser()
+    if p.is_dir():
+        cands = sorted(p.glob("*-system.yaml"))
+        if not cands:
+            raise UserError(f"--hw {hw}: no *-system.yaml in this folder (write one with `moecap-sim hw probe -o {hw}`)")
+        if len(cands) > 1:
+            raise UserError(f"--hw {hw}: several system specs in this folder ({', '.join(c.name for c in cands)}); "
+                            f"pass one of them")
+        return str(cands[0])
+    return hw
+
+
+def routing_mode(model: str, cfg: ValidateConfig) -> str:
+    """How ``model``'s routing is forced: 'trace' (upstream trace installed), 'profile' (the
+    shipped fitted profile, when the traces are not installed), or 'router' (the layers decide)."""
+    from moecap_sim.routing.profiles import load_shipped_profile
+    from moecap_sim.validation.routing import UPSTREAM, missing_trace_files
+
+    if not cfg.use_trace or model not in UPSTREAM:
+        return "router"
+    if not missing_trace_files(model, Path(cfg.traces_dir) if cfg.traces_dir else None):
+        return "trace"
+    if cfg.traces_dir:  # asked for explicitly: a wrong folder is an error, not a fallback
+        raise UserError(f"trace files for {model} not found under --traces-dir {cfg.traces_dir}: "
+                        f"{', '.join(missing_trace_files(model, Path(cfg.traces_dir)))}")
+    return "profile" if load_shipped_profile(model) is not None else "router"
+
+
+def thread_counts(cfg: ValidateConfig) -> list[int]:
+    """Thread counts to validate at: ``cfg.threads`` (an int, 'all', or a list), default 1 and
+    all cores of this process."""
+    from moecap_sim.validation.timing import available_cores
+
+    cores = available_cores()
+    spec = cfg.threads if cfg.threads is not None else [1, "all"]
+    items = spec if isinstance(spec, (list, tuple)) else [spec]
+    out: list[int] = []
+    for t in items:
+        n = cores if str(t).strip().lower() == "all" else t
+        try:
+            n = int(n)
+        except (TypeError, ValueError):
+            raise UserError(f"--threads must be a positive integer, 'all', or a comma list of them, got {t!r}") from None
+        if n < 1:
+            raise UserError(f"--threads must be ≥ 1, got {n}")
+        if n > cores:
+            raise UserError(f"--threads {n} exceeds the {cores} cores available to this process")
+        if n not in out:
+            out.append(n)
+    return out
+
+
+def check_config(cfg: ValidateConfig) -> None:
+    """Reject bad numeric settings before any work starts (exit 2 with a message)."""
+    for name, v, lo in (("--repeats", cfg.repeats, 1), ("--warmup", cfg.warmup, 0), ("--layers", cfg.layers, 1)):
+        if v is not None and (isinstance(v, bool) or int(v) != v or v < lo):
+            raise UserError(f"{name} must be an integer ≥ {lo}, got {v}")
+    for name, v in (("--max-weight-gb", cfg.max_weight_gb), ("--max-kv-gb", cfg.max_kv_gb)):
+        if v is not None and not (v > 0):
+            raise UserError(f"{name} must be > 0, got {v}")
+    if cfg.estimator not in ("median", "min"):
+        raise UserError(f"--estimator must be median or min, got {cfg.estimator!r}")
+
+
+def _resolve_hw(cfg: ValidateConfig, log, threads: Optional[int]) -> tuple[str, str, int, Optional[dict]]:
     """(system spec path, hardware name, threads, probe report or None)."""
     from moecap_sim.catalog.hardware import systems
     from moecap_sim.deployment import device_of
@@ -394,16 +389,21 @@ def _resolve_hw(cfg: ValidateConfig, log) -> tuple[str, str, int, Optional[dict]
 
     cores = available_cores()
     if cfg.hw:
-        s = systems().get(cfg.hw)
+        s = systems().get(resolve_spec_path(cfg.hw))
         host = device_of(s, s.host.cpu.device)
         spec_threads = (host.cpu.cores if host.cpu else 1) * s.host.cpu.sockets
-        threads = cfg.threads or min(spec_threads, cores)
-        if cfg.device == "cpu" and threads != spec_threads:
-            log(f"note: the spec describes {spec_threads} core(s) but {threads} thread(s) will run")
-        return str(s.path or cfg.hw), s.name, threads, None
-    threads = cfg.threads or 1
-    if threads > cores:
-        raise UserError(f"--threads {threads} exceeds the {cores} cores available to this process")
+        if host.achieved is not None:
+            spec_threads = host.achieved.threads
+        run_threads = threads or min(spec_threads, cores)
+        if cfg.device == "cpu" and run_threads != spec_threads:
+            if host.achieved is not None:
+                raise UserError(f"the spec {s.path or cfg.hw} was probed with {spec_threads} thread(s), its measured "
+                                f"figures do not describe {run_threads}: probe again with --threads {run_threads}")
+            log(f"note: the spec describes {spec_threads} core(s) but {run_threads} thread(s) will run")
+        if run_threads > cores:
+            raise UserError(f"the spec needs {run_threads} threads but only {cores} cores are available")
+        return str(s.path or cfg.hw), s.name, run_threads, None
+    threads = threads or 1
     log(f"probing this machine ({threads} thread(s){', quick' if cfg.quick else ''}) ...")
     rep = probe_machine(threads=threads, quick=cfg.quick, gpu=cfg.device.startswith("cuda"), log=log,
                         estimator=cfg.estimator)
@@ -413,32 +413,70 @@ def _resolve_hw(cfg: ValidateConfig, log) -> tuple[str, str, int, Optional[dict]
 
 
 def run_validation(cfg: ValidateConfig, log: Callable[[str], None] = print) -> dict:
-    """Run the validation suite; write results; return the JSON summary."""
+    """Run the validation suite at each thread count (default: 1 and all cores); write results;
+    return the JSON summary (of the first thread count, with ``by_threads`` holding every run)."""
     try:
-        import torch
+        import torch  # noqa: F401
     except ImportError:
         raise UserError("validate needs torch: pip install 'moecap-sim[validate]' (torch==2.13.0)") from None
     from moecap_sim.catalog.models import get_model
     from moecap_sim.perf.efficiency import load_calibration
-    from moecap_sim.validation import report
-    from moecap_sim.validation.calibrate import calibration_object, fit_efficiency
-    from moecap_sim.validation.probe import machine_info
 
+    check_config(cfg)
     cfg = cfg.resolved()
-    from moecap_sim.validation.timing import tune_allocator
+    if cfg.device.startswith("cuda"):
+        import torch
 
-    allocator_tuned = tune_allocator()
-    if cfg.device.startswith("cuda") and not torch.cuda.is_available():
-        raise UserError("--device cuda given but torch sees no CUDA GPU")
+        if not torch.cuda.is_available():
+            raise UserError("--device cuda given but torch sees no CUDA GPU")
     names = []
     for m in cfg.models:
         spec = get_model(m)
         if spec.arch.layers[0].attention.kind not in ("gqa", "mla") or not spec.arch.moe_layers:
             raise UserError(f"model {m}: the torch validation layers implement GQA/MLA MoE decoders only")
         names.append(spec.name)
+    if cfg.calibration:
+        load_calibration(cfg.calibration)
+    if cfg.hw:
+        from moecap_sim.catalog.hardware import systems
+
+        systems().get(resolve_spec_path(cfg.hw))  # a bad spec fails now, not after minutes
+        counts = [None] if cfg.threads is None else thread_counts(cfg)
+    else:
+        counts = thread_counts(cfg)
+    # routing is decided before any long work: a missing trace falls back to the shipped profile
+    for name in names:
+        mode = routing_mode(name, cfg)
+        if mode == "profile":
+            from moecap_sim.validation.routing import default_traces_dir
+
+            log(f"{name}: upstream routing traces not found under {default_traces_dir()}: routing from the shipped "
+                f"fitted profile traces/profiles/{name}.json instead (pass --traces-dir to use the real traces)")
+    runs = [_run_threads(cfg, names, th, log) for th in counts]
+    out = dict(runs[0])
+    if len(runs) > 1:
+        out["by_threads"] = {str(r["threads"]): {k: r.get(k) for k in
+                                                 ("hardware", "system_spec", "uncalibrated", "calibrated_held_out",
+                                                  "calibrated_in_sample", "noise", "points", "output_dir", "elapsed_s")}
+                             for r in runs}
+        both = Path(cfg.out_dir) / "threads-summary.json"
+        both.parent.mkdir(parents=True, exist_ok=True)
+        both.write_text(json.dumps(out["by_threads"], indent=2, default=str))
+    return out
+
+
+def _run_threads(cfg: ValidateConfig, names: list, threads: Optional[int], log) -> dict:
+    import torch
+
+    from moecap_sim.perf.efficiency import load_calibration
+    from moecap_sim.validation import report
+    from moecap_sim.validation.probe import machine_info
+    from moecap_sim.validation.timing import tune_allocator
+
+    allocator_tuned = tune_allocator()
     calibration = load_calibration(cfg.calibration) if cfg.calibration else None
     t0 = time.time()
-    system_path, hw_name, threads, probe_rep = _resolve_hw(cfg, log)
+    system_path, hw_name, threads, probe_rep = _resolve_hw(cfg, log, threads)
     torch.set_num_threads(threads)
     root = Path(cfg.out_dir) / hw_name / ("quick" if cfg.quick else "")
     meta = {"hardware": hw_name, "system_spec": system_path, "threads": threads, "device": cfg.device,
@@ -465,7 +503,7 @@ def finish(results: list[dict], meta: dict, root: Path, system_path: str, calibr
            calibration: Optional[str] = None, quick: bool = False) -> dict:
     """Split, fit (with ``calibrate``), write per-model and hardware summaries; return the JSON."""
     from moecap_sim.validation import report
-    from moecap_sim.validation.calibrate import calibration_object, fit_efficiency
+    from moecap_sim.validation.calibrate import fit_efficiency, write_calibration
 
     names = [r["model"] for r in results]
     all_rows = [r for res in results for r in res["rows"]]
@@ -473,29 +511,13 @@ def finish(results: list[dict], meta: dict, root: Path, system_path: str, calibr
     fit = None
     cal_path = None
     hw_name = meta["hardware"]
+    cal_doc = None
     if calibrate:
         cal_rows = [r for r in all_rows if r["split"] == "cal"]
         fit = fit_efficiency(cal_rows, system_path)
-        cobj = calibration_object(fit)
-        for r, p in zip(all_rows, predict_rows(all_rows, system_path, cobj)):
-            r["predicted_cal_s"] = p["predicted_s"]
-            r["error_cal_pct"] = (p["predicted_s"] / r["measured_s"] - 1.0) * 100
-        held = [r for r in all_rows if r["split"] == "held"]
-        cal_doc = {
-            "format": "moecap-calibration/1", "efficiency": {fit["device"]: {k: round(v, 5) for k, v in fit["params"].items()}},
-            "hardware": hw_name, "system_spec": system_path, "efficiency_class": fit["efficiency_class"],
-            "defaults": fit["defaults"],
-            "fitted_on": {"points": len(cal_rows), "models": names,
-                          "subset": "calibration subset (checkerboard over batch size and context per model and phase)"},
-            "held_out": {"points": len(held), "calibrated": errors(held, "predicted_cal_s"),
-                         "uncalibrated": errors(held, "predicted_s")},
-            "fit": {k: fit[k] for k in ("rms_log_error_before", "rms_log_error_after", "converged", "message",
-                                        "fitted_factors", "prior")},
-            "method": "scipy.optimize.least_squares on log(predicted/measured), log-parameterised, bounded",
-            "date": meta["date"], "command": meta["command"]}
-        cal_path = root / "calibration.json"
-        cal_path.parent.mkdir(parents=True, exist_ok=True)
-        cal_path.write_text(json.dumps(cal_doc, indent=2))
+        cal_doc = write_calibration(fit, all_rows, system_path, root / "calibration.json", hardware=hw_name,
+                                    command=meta["command"], date=meta["date"])
+        cal_path = cal_doc["path"]
     per_model = {}
     for res in results:
         held = [r for r in res["rows"] if r.get("split") == "held"]
@@ -542,7 +564,11 @@ def finish(results: list[dict], meta: dict, root: Path, system_path: str, calibr
                                       "decode_max_error": ec["decode"]["max_abs_error"],
                                       "prefill_max_error": ec["prefill"]["max_abs_error"], "points": len(held),
                                       "fitted_points": len(all_rows) - len(held), "efficiency": fit["params"],
+                                      "bounds": fit["bounds"], "at_bound": fit["at_bound"],
                                       "calibration_file": str(cal_path)}
+        ins = cal_doc["in_sample"]["calibrated"]
+        out["calibrated_in_sample"] = {"decode_mape": ins["decode"]["mape"], "prefill_mape": ins["prefill"]["mape"],
+                                       "points": cal_doc["in_sample"]["points"]}
         out.update(calibrated=True, decode_mape=ec["decode"]["mape"], prefill_mape=ec["prefill"]["mape"])
     else:
         out.update(calibrated=calibration is not None, decode_mape=unc["decode"]["mape"],
