@@ -16,6 +16,7 @@ CLI command                API function
 ``radar``                   :func:`radar`
 ``trace import|stats|fit|synth``  :func:`trace_import` … :func:`trace_synth`
 ``validate`` / ``calibrate``  :func:`validate` / :func:`calibrate`
+``validate --published``     :func:`validate_published`
 =========================  ==========================================
 
 These are thin wrappers: arguments are checked at the boundary (:mod:`moecap_sim.inputs`) by the
@@ -238,3 +239,19 @@ def calibrate(paths: list, **kwargs: Any) -> dict[str, Any]:
     from moecap_sim.validation.calibrate import calibrate as _f
 
     return _f(paths, **kwargs)
+
+
+def validate_published(cases: Optional[str] = None, *, fit: bool = False) -> dict[str, Any]:
+    """``moecap-sim validate --published [--fit]``: predict the published measurements
+    (``validation/published/cases.yaml`` or ``cases``) and return the summary (``points``,
+    ``refused``, ``mape``, ``cross_validated_mape``, ``classes``, ``cases``); ``fit`` refits and
+    ships the efficiency factors first."""
+    from moecap_sim.validation.published import load_cases, run_published
+
+    if fit:
+        from moecap_sim.validation.published_fit import cross_validated_results, fit as do_fit, residual_bands, write_fit
+
+        data = do_fit(cases)
+        data["bands"] = residual_bands(cross_validated_results(load_cases(cases), data))
+        write_fit(data)
+    return run_published(cases)

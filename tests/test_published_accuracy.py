@@ -121,3 +121,21 @@ def test_a_refused_case_is_recorded_with_its_reason():
     c = next(c for c in load_cases() if c.refused_reason)
     r = predict_case(c)
     assert r.predicted is None and r.refused
+
+
+def test_cli_validate_published_json_contract(tmp_path, capsys):
+    from moecap_sim.cli import main
+
+    rc = main(["validate", "--published", "--json", "-o", str(tmp_path)])
+    out = capsys.readouterr().out
+    assert rc == 0
+    d = json.loads(out[out.index("{"):])
+    for key in ("points", "refused", "mape", "cross_validated_mape", "classes"):
+        assert key in d
+    for c in d["classes"].values():
+        for key in ("n", "mape", "cross_validated_mape", "bias"):
+            assert key in c
+    for f in ("summary.md", "summary.json", "predicted_vs_measured.png"):
+        assert (tmp_path / f).stat().st_size > 0
+    assert main(["validate", "--fit"]) == 2
+    assert "--published" in capsys.readouterr().err

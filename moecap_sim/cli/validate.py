@@ -101,10 +101,28 @@ def validate_cmd(
                                                                 "prediction: median, or min (the uncontended machine; "
                                                                 "use on a shared host, see validation/README.md)."),
     json_out: bool = typer.Option(False, "--json", help="Print one JSON object (decode_mape, prefill_mape, points, "
-                                                        "calibrated, ...)."),
+                                                        "calibrated, ...; with --published: points, refused, mape, "
+                                                        "cross_validated_mape, classes)."),
+    published: bool = typer.Option(False, "--published", help="Instead of timing torch here: predict the published "
+                                                              "measurements of real MoE deployments "
+                                                              "(validation/published/cases.yaml) and report the error "
+                                                              "per class, in-sample and cross-validated."),
+    cases: Optional[str] = typer.Option(None, "--cases", help="With --published: the cases file (default: "
+                                                              "validation/published/cases.yaml)."),
+    fit: bool = typer.Option(False, "--fit", help="With --published: refit the efficiency factors on the cases "
+                                                  "(bounded grid, 5-fold held out) and ship them as the defaults."),
 ):
-    """Time real MoE layers in torch and compare with the cost model's predictions."""
+    """Time real MoE layers in torch and compare with the cost model's predictions; or, with
+    --published, predict the published measurements of real deployments."""
     from moecap_sim.errors import UserError
+
+    if published:
+        from moecap_sim.cli.published import run_published_cli
+
+        run_published_cli(cases, None if out == "moecap-validation" else out, fit, json_out, _command_line())
+        return
+    if fit or cases:
+        raise UserError("--fit and --cases go with --published")
     from moecap_sim.validation.runner import (DEFAULT_MODELS, QUICK_MODELS, ValidateConfig, check_config,
                                               run_validation, thread_counts)
 
