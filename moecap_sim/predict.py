@@ -154,16 +154,24 @@ def best_feasible(cfg: ServingConfig) -> Optional[dict[str, Any]]:
     streaming) × weight precision, each with the default engine of its placement.  None when
     nothing runs at all.  Same keys as a prediction."""
     best = None
-    for prec in _FEASIBLE_PRECISIONS:
-        for offload in ("auto", "nvme"):
+    # streaming experts from NVMe is slower than any DRAM or HBM placement: tried only when none runs
+    for tier in (("none", "cpu-experts", "expert-cache", "cpu-only"), ("nvme",)):
+        for prec, offload in ((p, o) for p in _FEASIBLE_PRECISIONS for o in tier):
             try:
                 p = predict_with_context(replace(cfg, precision=None if prec == "native" else prec, offload=offload,
-                                                 engine=None, n_cpu_moe=None, batch=1),
+                                                 engine=None, n_cpu_moe=None, batch=1, requests=None, max_tpot_s=None),
                                          search_feasible=False).result
             except UserError:
                 continue
-            if p["fits"] and (best is None or p["output_tokens_per_s"] > best["output_tokens_per_s"]):
+            if not p["fits"]:
+                continue
+            eng = get_engine(p["engine"])
+            if not all(eng.serves(p["precision"][g]) for g in ("experts", "attention")):
+                continue  # the placement's engine has no weight path for this format
+            if best is None or p["output_tokens_per_s"] > best["output_tokens_per_s"]:
                 best = p
+        if best is not None:
+            break
     if best is not None:
         best["label"] = (f"fastest deployment that runs on {best['hardware']['name']}: "
                          f"{best['placement']['strategy']} at {best['precision']['weights_short']} "
@@ -235,7 +243,8 @@ def predict_with_context(model: Union[str, ServingConfig], hw: Optional[str] = N
         "hardware": {"name": dep.system.name, "display_name": dep.system.display_name,
                      "accelerator": dep.accelerator.name if dep.accelerator else None,
                      "count": dep.device_count, "host_cpu": dep.host_cpu.name, "host_sockets": dep.system.host.cpu.sockets},
-        "precision": {"weights": dep.scheme.describe(), "weights_short": dep.scheme.name, "kv_cache": dep.kv_dtype},
+        "precision": {"weights": dep.scheme.describe(), "weights_short": dep.scheme.name, "kv_cache": dep.kv_dtype,
+                      "experts": dep.scheme.experts, "attention": dep.scheme.attention},
         "parallelism": dep.parallelism.as_dict(),
         "workload": {"batch": batch, "input_len": input_len, "output_len": output_len},
         "memory": plan.as_dict(),
