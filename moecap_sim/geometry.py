@@ -81,6 +81,12 @@ class MoE:
     shared_params: float = 0.0
     router_params: float = 0.0
     grouped_routing: bool = False  # DeepSeek-V3-style group-limited top-k (n_group > 1): more routing kernels
+    expert_matrices: int = 3  # gate, up, down (SwiGLU); 2 for a plain FFN expert (Switch: wi, wo)
+
+    def intermediate_size(self, hidden_size: int) -> float:
+        """An expert's inner width — the one home of this rule: its parameters over
+        ``expert_matrices`` × ``hidden_size``."""
+        return self.expert_params / (self.expert_matrices * hidden_size)
 
 
 @dataclass(frozen=True)
@@ -513,7 +519,8 @@ def _parse_switch(c: _Cfg) -> Architecture:
                             v_head_dim=dkv, cross_attention_params=attn_params if role == "decoder" else 0.0)
             sparse = step > 0 and (j + 1) % step == 0 if step > 1 else step == 1
             if sparse:
-                moe = MoE(num_experts=e, top_k=1, expert_params=2.0 * h * d_ff, router_params=float(h * e))
+                moe = MoE(num_experts=e, top_k=1, expert_params=2.0 * h * d_ff, router_params=float(h * e),
+                          expert_matrices=2)
                 layers.append(Layer(idx, att, moe, norm_params=2.0 * h, role=role))
             else:
                 layers.append(Layer(idx, att, None, dense_ffn_params=2.0 * h * d_ff, norm_params=2.0 * h, role=role))

@@ -141,7 +141,7 @@ def activation_peak_bytes(dep: Deployment, policy: MemoryPolicy) -> float:
     moe_tmp = 0.0
     if arch.moe_layers:
         m = arch.moe_layers[0].moe
-        inter = m.expert_params / (3 * h)
+        inter = m.intermediate_size(h)
         moe_tmp = m.top_k * (2 * inter / dep.parallelism.tp + h)
     dense_tmp = max((l.dense_ffn_params / (3 * h) for l in arch.layers), default=0.0) * 2 / dep.parallelism.tp
     per_token = 4 * h + qkv + max(moe_tmp, dense_tmp)

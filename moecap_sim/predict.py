@@ -184,83 +184,27 @@ def predict_with_context(model: Union[str, ServingConfig], hw: Optional[str] = N
     """:func:`predict`, also returning the deployment, memory plan and cost-model context.
     When the requested deployment does not fit and ``search_feasible``, the result carries
     ``best_feasible`` (see :func:`best_feasible`)."""
-    from moecap_sim.inputs import ServingArgs, check_args, check_calibration_file  # finite, in range, consistent
-
     cfg = _config(model, hw, options)
-    file_calibration = cfg.calibration if isinstance(cfg.calibration, str) else None
-    check_args(ServingArgs, precision=cfg.precision, kv_dtype=cfg.kv_dtype, engine=cfg.engine, tp=cfg.tp, ep=cfg.ep,
-               pp=cfg.pp, dp=cfg.dp, batch=cfg.batch, input_len=cfg.input_len, output_len=cfg.output_len,
-               offload=cfg.offload, pricing=cfg.pricing, gpu_memory_utilization=cfg.gpu_memory_utilization,
-               calibration=file_calibration, amortize_years=cfg.amortize_years, usd_per_kwh=cfg.usd_per_kwh,
-               pue=cfg.pue)
-    if file_calibration:
-        check_calibration_file(file_calibration)
-    offload, pricing, batch = cfg.offload, cfg.pricing, cfg.batch
-    input_len, output_len = cfg.input_len, cfg.output_len
+    _check_config(cfg)
     dep = resolve_deployment(cfg.model, cfg.hw, precision=cfg.precision, kv_dtype=cfg.kv_dtype, tp=cfg.tp,
                              pp=cfg.pp, dp=cfg.dp, ep=cfg.ep, nodes=cfg.nodes, attention_dp=cfg.attention_dp,
                              gpu_memory_utilization=cfg.gpu_memory_utilization)
     calib = (cfg.calibration if isinstance(cfg.calibration, Calibration)
              else load_calibration(cfg.calibration) if cfg.calibration else None)
     notes: list[str] = list(dep.notes)
-    eng_fixed = _with_overrides(get_engine(cfg.engine), cfg, dep) if cfg.engine else None
-    if eng_fixed is not None:
-        wanted = {dep.scheme.dtype_of(g) for g in ("experts", "attention")}
-        unsupported = sorted(d for d in wanted if not eng_fixed.serves(d))
-        if unsupported:
-            raise UserError(f"engine {eng_fixed.name} does not serve {', '.join(unsupported)} weights "
-                            f"(supported: {', '.join(eng_fixed.weight_precisions)}); choose --precision accordingly")
-        if offload not in ("auto",) and offload not in eng_fixed.offload and not (dep.cpu_only and offload == "cpu-only"):
-            raise UserError(f"engine {eng_fixed.name} does not support --offload {offload} "
-                            f"(it supports: {', '.join(eng_fixed.offload)})")
-    if cfg.n_cpu_moe is not None and offload not in ("auto", "cpu-experts"):
-        raise UserError(f"--n-cpu-moe keeps some layers' experts on the CPU: it needs --offload cpu-experts or auto, "
-                        f"got --offload {offload}")
+    eng_fixed = _fixed_engine(cfg, dep)
     # memory plan: with the engine's batching limits (vLLM's when choosing automatically)
     policy = _policy(eng_fixed or _with_overrides(get_engine("vllm" if not dep.cpu_only else "llama.cpp"), cfg, dep),
-                     input_len)
-    plan = plan_memory(dep, input_len=input_len, output_len=output_len, offload=offload, policy=policy,
-                       batch=None if batch == "max" else int(batch), cpu_moe_layers=cfg.n_cpu_moe)
-
-    # candidate placements
-    if dep.cpu_only:
-        candidates = ["cpu-only"] if plan.fits else []
-    elif offload == "auto":
-        feasible = [o.strategy for o in plan.options if o.fits and o.strategy != "nvme"]
-        if eng_fixed is not None:
-            feasible = [s for s in feasible if s in eng_fixed.offload]
-        if "none" in feasible:
-            feasible = ["none"]  # GPU-resident fits: offloading would only be slower
-        candidates = sorted(feasible, key=_STRATEGY_ORDER.index)
-    else:
-        candidates = [offload] if any(o.strategy == offload and o.fits for o in plan.options) else []
-
-    result: dict[str, Any] = {k: None for k in CONTRACT_KEYS}
-    a = dep.model.arch
-    result.update({
-        "model": {"name": dep.model.name, "display_name": dep.model.display_name,
-                  "total_params": int(round(a.total_params)), "active_params": int(round(a.active_params()))},
-        "hardware": {"name": dep.system.name, "display_name": dep.system.display_name,
-                     "accelerator": dep.accelerator.name if dep.accelerator else None,
-                     "count": dep.device_count, "host_cpu": dep.host_cpu.name, "host_sockets": dep.system.host.cpu.sockets},
-        "precision": {"weights": dep.scheme.describe(), "weights_short": dep.scheme.name, "kv_cache": dep.kv_dtype,
-                      "experts": dep.scheme.experts, "attention": dep.scheme.attention},
-        "parallelism": dep.parallelism.as_dict(),
-        "workload": {"batch": batch, "input_len": input_len, "output_len": output_len},
-        "memory": plan.as_dict(),
-    })
-    routing = get_routing_profile(dep.model.name, a.num_experts, a.top_k) if a.moe_layers else None
-    result["routing"] = ({"kind": routing.kind, "source": routing.source} if routing
-                         else {"kind": "dense", "source": "no MoE layers"})
-    result["accuracy"] = _accuracy(dep)
-
+                     cfg.input_len)
+    plan = plan_memory(dep, input_len=cfg.input_len, output_len=cfg.output_len, offload=cfg.offload, policy=policy,
+                       batch=None if cfg.batch == "max" else int(cfg.batch), cpu_moe_layers=cfg.n_cpu_moe)
+    result = _result_header(dep, plan, cfg)
+    candidates = _candidates(dep, plan, cfg.offload, eng_fixed)
     if not candidates:
-        result["fits"] = False
-        result["placement"] = {"strategy": plan.placement, "reason": plan.reason}
-        result["reason"] = _no_fit_reason(plan, offload)
-        result["suggestions"] = plan.suggestions
-        result["engine"] = eng_fixed.name if eng_fixed else None
-        result["assumptions"] = _assumptions(dep, None, None, notes, pricing, calib)
+        result.update({"fits": False, "placement": {"strategy": plan.placement, "reason": plan.reason},
+                       "reason": _no_fit_reason(plan, cfg.offload), "suggestions": plan.suggestions,
+                       "engine": eng_fixed.name if eng_fixed else None,
+                       "assumptions": _assumptions(dep, None, None, notes, cfg.pricing, calib)})
         if search_feasible:
             result["best_feasible"] = best_feasible(cfg)
         return Prediction(result, dep, plan, None)
@@ -269,7 +213,7 @@ def predict_with_context(model: Union[str, ServingConfig], hw: Optional[str] = N
     for strategy in candidates:
         eng = eng_fixed or _with_overrides(get_engine(default_engine_name(dep.cpu_only, strategy)), cfg, dep)
         local_notes: list[str] = []
-        sv, ctx = evaluate(dep, eng, strategy, plan, batch, input_len, output_len, calib, local_notes, cfg)
+        sv, ctx = evaluate(dep, eng, strategy, plan, cfg.batch, cfg.input_len, cfg.output_len, calib, local_notes, cfg)
         evaluated.append((sv.output_tokens_per_s, strategy, eng, sv, ctx, local_notes))
     evaluated.sort(key=lambda e: -e[0])
     _, strategy, eng, sv, ctx, local_notes = evaluated[0]
@@ -277,19 +221,106 @@ def predict_with_context(model: Union[str, ServingConfig], hw: Optional[str] = N
     if len(evaluated) > 1:
         notes.append("offload auto: chose " + strategy + " — fastest of " +
                      ", ".join(f"{s} ({t:.3g} output tok/s)" for t, s, *_ in evaluated))
-    opt = next(o for o in plan.options if o.strategy == strategy)
     missing = sorted(d for d in {dep.scheme.dtype_of(g) for g in ("experts", "attention")} if not eng.serves(d))
     if missing and eng_fixed is None:
         notes.append(f"{eng.name} (chosen for the {strategy} placement) has no {', '.join(missing)} weight path; "
                      f"the prediction keeps {', '.join(missing)}-sized weights — in practice convert the checkpoint "
                      f"to one of {', '.join(eng.weight_precisions)} (--precision)")
-    result["fits"] = True
-    result["engine"] = eng.name
-    result["placement"] = {"strategy": strategy, "reason": opt.reason,
-                           "expert_cache_experts_per_layer": opt.expert_cache_experts_per_layer,
-                           "alternatives": [{"strategy": s, "output_tokens_per_s": t} for t, s, *_ in evaluated[1:]]}
-    dec, pre = sv.phase_metrics["decode"], sv.phase_metrics["prefill"]
+    opt = next(o for o in plan.options if o.strategy == strategy)
+    result.update({"fits": True, "engine": eng.name,
+                   "placement": {"strategy": strategy, "reason": opt.reason,
+                                 "expert_cache_experts_per_layer": opt.expert_cache_experts_per_layer,
+                                 "alternatives": [{"strategy": s, "output_tokens_per_s": t}
+                                                  for t, s, *_ in evaluated[1:]]}})
+    result.update(_performance(sv, dep))
+    result["workload"].update(batch_per_replica=sv.batch_per_replica,
+                              concurrency=sv.batch_per_replica * dep.parallelism.dp)
+    result["cost"], result["energy"] = _cost_and_energy(dep, sv, strategy, cfg, notes)
+    result["assumptions"] = _assumptions(dep, eng, ctx, notes, cfg.pricing, calib)
+    main_dev = dep.host_cpu if (strategy in ("cpu-only", "cpu-experts") or dep.accelerator is None) else dep.accelerator
+    result["uncertainty"] = uncertainty(
+        prediction_class(strategy, dep.unified_memory, dep.nodes, sv.batch_per_replica),
+        f"{main_dev.efficiency_class}@{engine_family(eng.name)}")
+    return Prediction(result, dep, plan, ctx)
+
+
+def _check_config(cfg: ServingConfig) -> None:
+    """Every number finite and in range, every name known, before any work (exit 2 otherwise)."""
+    from moecap_sim.inputs import ServingArgs, check_args, check_calibration_file
+
+    file_calibration = cfg.calibration if isinstance(cfg.calibration, str) else None
+    check_args(ServingArgs, precision=cfg.precision, kv_dtype=cfg.kv_dtype, engine=cfg.engine, tp=cfg.tp, ep=cfg.ep,
+               pp=cfg.pp, dp=cfg.dp, batch=cfg.batch, input_len=cfg.input_len, output_len=cfg.output_len,
+               offload=cfg.offload, pricing=cfg.pricing, gpu_memory_utilization=cfg.gpu_memory_utilization,
+               calibration=file_calibration, amortize_years=cfg.amortize_years, usd_per_kwh=cfg.usd_per_kwh,
+               pue=cfg.pue)
+    if file_calibration:
+        check_calibration_file(file_calibration)
+    if cfg.n_cpu_moe is not None and cfg.offload not in ("auto", "cpu-experts"):
+        raise UserError(f"--n-cpu-moe keeps some layers' experts on the CPU: it needs --offload cpu-experts or auto, "
+                        f"got --offload {cfg.offload}")
+
+
+def _fixed_engine(cfg: ServingConfig, dep: Deployment) -> Optional[EngineSpec]:
+    """The engine the user asked for, checked against the weights and placement it must serve."""
+    if not cfg.engine:
+        return None
+    eng = _with_overrides(get_engine(cfg.engine), cfg, dep)
+    unsupported = sorted(d for d in {dep.scheme.dtype_of(g) for g in ("experts", "attention")} if not eng.serves(d))
+    if unsupported:
+        raise UserError(f"engine {eng.name} does not serve {', '.join(unsupported)} weights "
+                        f"(supported: {', '.join(eng.weight_precisions)}); choose --precision accordingly")
+    off = cfg.offload
+    if off != "auto" and off not in eng.offload and not (dep.cpu_only and off == "cpu-only"):
+        raise UserError(f"engine {eng.name} does not support --offload {off} (it supports: {', '.join(eng.offload)})")
+    return eng
+
+
+def _candidates(dep: Deployment, plan: MemoryPlan, offload: str, eng_fixed: Optional[EngineSpec]) -> list[str]:
+    """Placements to evaluate: the requested one if it fits; with ``auto`` GPU-resident when it
+    fits (offloading would only be slower), else every feasible one but NVMe streaming."""
+    if dep.cpu_only:
+        return ["cpu-only"] if plan.fits else []
+    if offload != "auto":
+        return [offload] if any(o.strategy == offload and o.fits for o in plan.options) else []
+    feasible = [o.strategy for o in plan.options if o.fits and o.strategy != "nvme"]
+    if eng_fixed is not None:
+        feasible = [s for s in feasible if s in eng_fixed.offload]
+    if "none" in feasible:
+        feasible = ["none"]
+    return sorted(feasible, key=_STRATEGY_ORDER.index)
+
+
+def _result_header(dep: Deployment, plan: MemoryPlan, cfg: ServingConfig) -> dict[str, Any]:
+    """The contract keys that do not depend on the placement: model, hardware, precision,
+    parallelism, workload, memory, routing, accuracy."""
+    result: dict[str, Any] = {k: None for k in CONTRACT_KEYS}
+    a = dep.model.arch
+    routing = get_routing_profile(dep.model.name, a.num_experts, a.top_k) if a.moe_layers else None
     result.update({
+        "model": {"name": dep.model.name, "display_name": dep.model.display_name,
+                  "total_params": int(round(a.total_params)), "active_params": int(round(a.active_params()))},
+        "hardware": {"name": dep.system.name, "display_name": dep.system.display_name,
+                     "accelerator": dep.accelerator.name if dep.accelerator else None,
+                     "count": dep.device_count, "host_cpu": dep.host_cpu.name, "host_sockets": dep.system.host.cpu.sockets},
+        "precision": {"weights": dep.scheme.describe(), "weights_short": dep.scheme.name, "kv_cache": dep.kv_dtype,
+                      "experts": dep.scheme.experts, "attention": dep.scheme.attention},
+        "parallelism": {**dep.parallelism.as_dict(), "nodes": dep.nodes, "attention_dp": dep.attention_dp},
+        "workload": {"batch": cfg.batch, "input_len": cfg.input_len, "output_len": cfg.output_len,
+                     "requests": cfg.requests, "disaggregated": cfg.disaggregated,
+                     "speculative_draft_tokens": cfg.mtp_draft_tokens},
+        "memory": plan.as_dict(),
+        "routing": ({"kind": routing.kind, "source": routing.source} if routing
+                    else {"kind": "dense", "source": "no MoE layers"}),
+        "accuracy": _accuracy(dep),
+    })
+    return result
+
+
+def _performance(sv: Serving, dep: Deployment) -> dict[str, Any]:
+    """Latency, throughput, utilisation and per-phase breakdown of the chosen placement."""
+    dec, pre = sv.phase_metrics["decode"], sv.phase_metrics["prefill"]
+    return {
         "ttft_s": sv.ttft_s, "tpot_s": sv.tpot_s, "e2e_s": sv.e2e_s,
         "prefill_tokens_per_s": sv.prefill_tokens_per_s, "output_tokens_per_s": sv.output_tokens_per_s,
         "total_tokens_per_s": sv.total_tokens_per_s, "per_user_tokens_per_s": sv.per_user_tokens_per_s,
@@ -299,37 +330,34 @@ def predict_with_context(model: Union[str, ServingConfig], hw: Optional[str] = N
         "phases": {"decode": {**dec, "step_time_s": sv.decode_step_s, "decode_only_step_s": sv.decode_only_step_s,
                               "batch_per_replica": sv.batch_per_replica},
                    "prefill": pre},
-    })
-    result["workload"]["batch_per_replica"] = sv.batch_per_replica
-    result["workload"]["concurrency"] = sv.batch_per_replica * dep.parallelism.dp
-    # energy and cost
+    }
+
+
+def _cost_and_energy(dep: Deployment, sv: Serving, strategy: str, cfg: ServingConfig,
+                     notes: list) -> tuple[dict, dict]:
+    """$/hour and $/M tokens under the pricing basis, average power and J per token."""
+    dec, pre = sv.phase_metrics["decode"], sv.phase_metrics["prefill"]
     f = sv.decode_time_fraction
     acc_util = f * max(dec["s_mbu"], dec["s_mfu"]) + (1 - f) * max(pre["s_mbu"], pre["s_mfu"])
     cpu_util = 0.1
     if strategy in ("cpu-experts", "cpu-only"):
-        cpu_util = max(0.1, f * (dec["host_dram_utilisation"] if strategy == "cpu-experts" else dec["s_mbu"])
-                       + (1 - f) * (pre["host_dram_utilisation"] if strategy == "cpu-experts" else pre["s_mbu"]))
+        key = "host_dram_utilisation" if strategy == "cpu-experts" else "s_mbu"
+        cpu_util = max(0.1, f * dec[key] + (1 - f) * pre[key])
     power = average_power_w(dep, acc_util, cpu_util, accelerators_busy=strategy != "cpu-only")
     try:
-        cost = hourly_cost(dep, CostInputs(pricing, cfg.amortize_years, cfg.usd_per_kwh, cfg.pue), power["total_w"])
+        cost = hourly_cost(dep, CostInputs(cfg.pricing, cfg.amortize_years, cfg.usd_per_kwh, cfg.pue), power["total_w"])
     except UserError as exc:  # a user's system file without any price: performance still answers
         cost = {"usd_per_hour": None, "pricing": None, "basis": f"no price: {exc}", "notes": []}
     notes += cost.pop("notes", [])
     usd_h = cost["usd_per_hour"]
     cost["usd_per_million_output_tokens"] = usd_per_million(usd_h, sv.output_tokens_per_s) if usd_h is not None else None
     cost["usd_per_million_tokens"] = usd_per_million(usd_h, sv.total_tokens_per_s) if usd_h is not None else None
-    result["cost"] = cost
-    result["energy"] = {"average_power_w": power["total_w"], "power_breakdown_w": power,
-                        "joules_per_output_token": power["total_w"] / sv.output_tokens_per_s,
-                        "joules_per_token": power["total_w"] / sv.total_tokens_per_s,
-                        "basis": "idle + (TDP − idle) × (0.35 + 0.65·max(S-MBU, S-MFU)) per busy accelerator; "
-                                 "CPUs 0.3–1.0 × TDP; chassis host_power_w (see perf/cost.py)"}
-    result["assumptions"] = _assumptions(dep, eng, ctx, notes, pricing, calib)
-    main_dev = dep.host_cpu if (strategy in ("cpu-only", "cpu-experts") or dep.accelerator is None) else dep.accelerator
-    result["uncertainty"] = uncertainty(
-        prediction_class(strategy, dep.unified_memory, dep.nodes, sv.batch_per_replica),
-        f"{main_dev.efficiency_class}@{engine_family(eng.name)}")
-    return Prediction(result, dep, plan, ctx)
+    energy = {"average_power_w": power["total_w"], "power_breakdown_w": power,
+              "joules_per_output_token": power["total_w"] / sv.output_tokens_per_s,
+              "joules_per_token": power["total_w"] / sv.total_tokens_per_s,
+              "basis": "idle + (TDP − idle) × (0.35 + 0.65·max(S-MBU, S-MFU)) per busy accelerator; "
+                       "CPUs 0.3–1.0 × TDP; chassis host_power_w (see perf/cost.py)"}
+    return cost, energy
 
 
 def _no_fit_reason(plan: MemoryPlan, offload: str) -> str:

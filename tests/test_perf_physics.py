@@ -178,3 +178,15 @@ def test_expert_parallel_layouts():
     assert "ep_alltoall" not in ep8["phases"]["decode"]["ops"]
     assert "ep_alltoall" in wide["phases"]["decode"]["ops"]
     assert wide["memory"]["max_concurrent_seqs"] > 4 * tp8["memory"]["max_concurrent_seqs"]
+
+
+def test_expert_width_has_one_home_and_switch_has_two_matrices():
+    """Switch-C's experts are plain FFNs (wi, wo): inner width = params / (2 h), published d_ff 6144;
+    SwiGLU experts have three matrices (Mixtral: 14336)."""
+    from moecap_sim.catalog.models import get_model
+
+    sw = get_model("switch-c-2048").arch
+    m = sw.moe_layers[0].moe
+    assert m.expert_matrices == 2 and m.intermediate_size(sw.hidden_size) == pytest.approx(6144)
+    mx = get_model("mixtral-8x7b").arch
+    assert mx.moe_layers[0].moe.intermediate_size(mx.hidden_size) == pytest.approx(14336)

@@ -397,195 +397,301 @@ def _layer_classes(ctx: CostContext, phase: str) -> dict[tuple[Layer, Optional[i
     return classes
 
 
+@dataclass
+class _LayerPass:
+    """One layer of one forward pass being costed: where its operators run, how many tokens
+    they see, and the running totals (the critical-path time on the main unit, the op records
+    and the byte/FLOP accumulators of the step)."""
+
+    ctx: CostContext
+    layer: Layer
+    phase: str
+    seqs: int
+    new_tokens: int
+    context: float
+    ops: dict[str, Op]
+    acc: dict
+    prefill_tokens: int = 0
+    prefill_context: float = 0.0
+    prefill_seqs: int = 1
+    time_s: float = 0.0  # critical path on the main unit so far
+    cpu_time_s: float = 0.0  # CPU-side work that overlaps it (CPU experts)
+
+    @property
+    def unit(self) -> Unit:
+        return self.ctx.main
+
+    @property
+    def on_cpu(self) -> bool:
+        return self.ctx.main is self.ctx.cpu
+
+    @property
+    def tp(self) -> int:
+        return 1 if self.on_cpu else self.ctx.dep.parallelism.tp
+
+    @property
+    def tokens(self) -> int:
+        return self.seqs * self.new_tokens + self.prefill_tokens
+
+    @property
+    def act_dtype(self) -> str:
+        return self.unit.compute_dtype("bf16")[0]
+
+    def run(self, name: str, bytes_: float, flops: float, dtype_group: Optional[str] = None,
+            dtype: Optional[str] = None, wbytes: float = 0.0, kvbytes: float = 0.0,
+            flop_eff: Optional[float] = None, bw_eff: Optional[float] = None) -> float:
+        """Time one operator on the main unit, record it, and return its seconds.  A weight-only
+        path (weights dequantized in the GEMM main loop) reaches 0.8 of the unit's GEMM efficiency
+        (assumption: the dequantize instructions share the issue slots of the matrix pipe)."""
+        u = self.unit
+        if dtype is None:
+            dtype, weight_only = u.compute_dtype(self.ctx.dep.scheme.dtype_of(dtype_group))
+            if weight_only and flop_eff is None:
+                flop_eff = u.eff.flop * WEIGHT_ONLY_FLOP_FACTOR
+        t = u.roofline(bytes_, flops, dtype, flop_eff, bw_eff, overlap=_overlaps(self.ctx, u))
+        _add(self.ops, Op(name, "cpu" if u is self.ctx.cpu else "accelerator",
+                          _resource(u, bytes_, flops, dtype, flop_eff, bw_eff), t, bytes_, flops, wbytes, kvbytes))
+        return t
+
+    def weight_gemm(self, name: str, params: float, group: str, split: int, extra_bytes: float = 0.0) -> None:
+        """A GEMM every token of the pass runs (not routed): ``params`` split ``split`` ways on
+        each device; counted alike in the sparse and the dense (vanilla) totals."""
+        w = params * self.ctx.dep.scheme.bytes_per_param(group) / split
+        self.time_s += self.run(name, w + extra_bytes, 2.0 * self.tokens * params / split, group, wbytes=w)
+        acc = self.acc
+        acc["w"] += w * self.tp
+        acc["dense_w"] += w * self.tp
+        acc["flops"] += 2.0 * self.tokens * params
+        acc["dense_flops"] += 2.0 * self.tokens * params
+
+
+#: fraction of the GEMM efficiency a weight-only (dequantize-in-main-loop) path reaches
+WEIGHT_ONLY_FLOP_FACTOR = 0.8
+#: residual-stream passes per layer counted as element-wise traffic (norms, residual adds,
+#: rotary, activation casts: ~10 reads/writes of T × hidden; assumption)
+ELEMENTWISE_PASSES = 10
+
+
+def _attention(lp: _LayerPass) -> None:
+    """Attention projections, then scores + values over the KV cache (a mixed pass adds its
+    prefill chunk's attention)."""
+    a = lp.layer.attention
+    h = lp.ctx.dep.model.arch.hidden_size
+    lp.weight_gemm("attn_proj", a.params, "attention", lp.tp, extra_bytes=lp.tokens * 4 * h * ACT_BYTES / lp.tp)
+    kv_read, flops = _attention_core(lp.ctx, a, lp.phase, lp.seqs, lp.new_tokens, lp.context, lp.tp)
+    if lp.prefill_tokens:
+        kv_p, flops_p = _attention_core(lp.ctx, a, "prefill", lp.prefill_seqs,
+                                        lp.prefill_tokens // max(1, lp.prefill_seqs), lp.prefill_context, lp.tp)
+        kv_read, flops = kv_read + kv_p, flops + flops_p
+    lp.time_s += lp.run("attn_core", kv_read, flops, dtype=lp.act_dtype, kvbytes=kv_read, flop_eff=lp.unit.eff.attention)
+    lp.acc["kv"] += kv_read * lp.tp
+
+
+def _dense_parts(lp: _LayerPass) -> None:
+    """Element-wise traffic (the residual stream is replicated on every TP rank) and a dense FFN."""
+    h = lp.ctx.dep.model.arch.hidden_size
+    lp.time_s += lp.run("norm_elementwise", lp.tokens * h * ACT_BYTES * ELEMENTWISE_PASSES, 0.0, dtype=lp.act_dtype)
+    if lp.layer.dense_ffn_params:
+        lp.weight_gemm("dense_ffn", lp.layer.dense_ffn_params, "dense_ffn", lp.tp)
+
+
+@dataclass(frozen=True)
+class _ExpertLoad:
+    """What one device of an MoE layer reads and computes for its routed experts."""
+
+    distinct: float  # distinct experts the pass activates (whole layer)
+    bytes_dev: float
+    flops_dev: float
+    ep: int
+    shards: int
+    expert_bytes: float
+
+
+def _expert_load(lp: _LayerPass) -> _ExpertLoad:
+    """Only the *distinct* experts the batch activates are read; with EP the slowest rank's
+    distinct experts and token load decide (from the routing profile).  With EP wider than TP
+    (DeepSeek-style DP-attention + EP) each MoE layer gathers the tokens of ep/tp DP ranks."""
+    ctx, m = lp.ctx, lp.layer.moe
+    T, tp = lp.tokens, lp.tp
+    expert_bytes = m.expert_params * ctx.dep.scheme.bytes_per_param("experts")
+    ep = ctx.dep.parallelism.ep if not lp.on_cpu else 1
+    shards = 1 if lp.on_cpu else max(tp, ep)
+    t_moe = T * (ep // tp) if ep > tp else T
+    distinct = ctx.routing.expected_distinct_experts(t_moe, None) if t_moe > 0 else 0.0
+    distinct = min(float(m.num_experts), max(distinct, min(m.top_k, m.num_experts) if T else 0.0))
+    if ep > 1:
+        d_rank = min(m.num_experts / ep, ctx.routing.ep_max_rank_distinct(t_moe, ep, None))
+        load_rank = ctx.routing.ep_max_rank_load(t_moe, ep, None)
+        split = ep / shards  # an expert further split over TP ranks when tp > ep
+        return _ExpertLoad(distinct, d_rank * expert_bytes * split, 2.0 * load_rank * m.expert_params * split, ep,
+                           shards, expert_bytes)
+    return _ExpertLoad(distinct, distinct * expert_bytes / shards, 2.0 * T * m.top_k * m.expert_params / shards, ep,
+                       shards, expert_bytes)
+
+
+def _cpu_experts(lp: _LayerPass, load: _ExpertLoad) -> None:
+    """Routed experts computed by the CPU from DRAM (KTransformers, llama.cpp --cpu-moe),
+    overlapping the GPU part of the layer; for large passes (prefill) engines upload the
+    CPU-resident experts and multiply on the GPU when that is faster (llama.cpp offloads ops with
+    ≥ 32 rows; KTransformers does the same for long prompts)."""
+    ctx, m, unit = lp.ctx, lp.layer.moe, lp.unit
+    cpu, scheme = ctx.cpu, ctx.dep.scheme
+    h = ctx.dep.model.arch.hidden_size
+    dt, wo = cpu.compute_dtype(scheme.dtype_of("experts"))
+    b = load.distinct * load.expert_bytes
+    f = 2.0 * lp.tokens * m.top_k * m.expert_params
+    flop_eff = cpu.eff.flop * (WEIGHT_ONLY_FLOP_FACTOR if wo else 1.0)
+    bw_eff = cpu.eff.bw * cpu.eff.moe_grouped
+    t = cpu.roofline(b, f, dt, flop_eff, bw_eff)
+    t_up = b / (ctx.host_link_gb_s * GB * unit.eff.link)
+    t_gpu = unit.roofline(0.0, f, unit.compute_dtype(scheme.dtype_of("experts"))[0])
+    lp.acc["host"] += b
+    if lp.phase == "prefill" and max(t_up, t_gpu) < t:
+        _add(lp.ops, Op("expert_upload", "link", "pcie", max(t_up, t_gpu), b, f, b, 0.0))
+        lp.time_s += max(t_up, t_gpu)
+    else:
+        _add(lp.ops, Op("cpu_experts", "cpu", _resource(cpu, b, f, dt, flop_eff, bw_eff), t, b, f, b, 0.0))
+        sync = ctx.engine.cpu_sync_us * 1e-6 + 2 * lp.tokens * h * ACT_BYTES / (ctx.host_link_gb_s * GB)
+        _add(lp.ops, Op("cpu_gpu_sync", "link", "pcie", sync))
+        lp.cpu_time_s = t + sync
+
+
+def _device_experts(lp: _LayerPass, load: _ExpertLoad) -> None:
+    """Routed experts on the accelerator (or a CPU-only host): the expert GEMMs, the activation
+    traffic of routing tokens to their experts and back, per-expert launches of an eager loop,
+    and expert-cache misses fetched over PCIe/NVMe (prefetched under compute where the engine
+    prefetches)."""
+    ctx, m, unit = lp.ctx, lp.layer.moe, lp.unit
+    per_expert_kernels = ctx.engine.moe_kernel == "per-expert"
+    bw_eff = unit.eff.bw * (unit.eff.moe_grouped if not per_expert_kernels else 1.0)
+    lp.time_s += lp.run("experts", load.bytes_dev, load.flops_dev, "experts", wbytes=load.bytes_dev, bw_eff=bw_eff)
+    # Elements moved per (token, expert) assignment — a per-expert loop (HF style): gather the
+    # row (r+w h), gate/up GEMM in/out (h + 2I), SiLU·mul (5I), down GEMM in/out (I + h),
+    # gate-weight multiply (2h), index_add into the output (3h) = 9h + 8I; a fused kernel reads
+    # the rows in place: GEMM1 in/out (h + 2I), act·mul (3I), GEMM2 in/out (I + h), top-k sum (h)
+    # = 3h + 6I
+    h = ctx.dep.model.arch.hidden_size
+    inter = m.intermediate_size(h)
+    per_assign = (9.0 * h + 8.0 * inter) if per_expert_kernels else (3.0 * h + 6.0 * inter)
+    assign = ctx.routing.ep_max_rank_load(lp.tokens, load.ep, None) if load.ep > 1 else lp.tokens * m.top_k / load.shards
+    lp.time_s += lp.run("moe_dispatch", assign * per_assign * ACT_BYTES, 0.0, dtype=lp.act_dtype)
+    if per_expert_kernels:
+        # an eager loop over the activated experts dispatches its own operators per expert
+        d_dev = load.distinct / load.shards if load.ep == 1 else load.bytes_dev / max(load.expert_bytes, 1)
+        t = ctx.engine.kernels_per_expert * max(1.0, d_dev) * unit.eff.kernel_launch_us * 1e-6
+        _add(lp.ops, Op("launch", "cpu" if lp.on_cpu else "accelerator", "overhead", t))
+        lp.time_s += t
+    if ctx.placement in ("expert-cache", "nvme") and not lp.on_cpu:
+        _expert_fetch(lp, load)
+
+
+def _expert_fetch(lp: _LayerPass, load: _ExpertLoad) -> None:
+    """Expert-cache misses: steady-state hit rate of the cache in decode (routing profile),
+    the cached fraction in prefill; each device has its own PCIe link, the NVMe drive is shared."""
+    ctx, m, unit = lp.ctx, lp.layer.moe, lp.unit
+    cached = ctx.cache_experts_per_layer if ctx.cache_experts_per_layer is not None else 0.0
+    hit = ctx.routing.cache_hit_rate(int(cached)) if lp.phase == "decode" else min(1.0, cached / m.num_experts)
+    miss_bytes = load.bytes_dev * (1.0 - hit)
+    bw = ctx.host_link_gb_s * GB * unit.eff.link
+    latency = ctx.host_link_latency_us * 1e-6 if miss_bytes else 0.0
+    t_fetch = miss_bytes / bw + latency
+    if ctx.placement == "nvme":
+        frac = ctx.dram_fraction_of_experts
+        t_fetch = miss_bytes * (frac / bw + (1 - frac) * load.shards / (ctx.nvme_gb_s * GB)) + latency
+    resource = "nvme" if ctx.placement == "nvme" and ctx.dram_fraction_of_experts < 1 else "pcie"
+    _add(lp.ops, Op("expert_fetch", "link", resource, t_fetch, miss_bytes))
+    lp.acc["host"] += miss_bytes * load.shards
+    if ctx.engine.prefetch:
+        saved = min(t_fetch, lp.time_s)
+        lp.acc["saved"] += saved
+        lp.time_s += t_fetch - saved
+    else:
+        lp.time_s += t_fetch
+
+
+def _ep_alltoall(lp: _LayerPass) -> None:
+    """Tokens live on different DP ranks when EP is wider than TP: all-to-all dispatch and
+    combine (with ep ≤ tp every rank already holds all tokens and the TP all-reduce combines the
+    experts); two-batch overlap hides it under the layer's compute."""
+    ctx, unit, m = lp.ctx, lp.unit, lp.layer.moe
+    h = ctx.dep.model.arch.hidden_size
+    dispatch_bytes = 1.0 if unit.compute_dtype(ctx.dep.scheme.dtype_of("experts"))[0] in ("fp8", "fp4") else ACT_BYTES
+    t, vol = _ep_alltoall_time(ctx, unit, lp.tokens, m.top_k, h, ctx.dep.parallelism.ep, dispatch_bytes)
+    _add(lp.ops, Op("ep_alltoall", "link", "interconnect", t, vol))
+    if ctx.overlap_comm:
+        hidden = min(t, lp.time_s)
+        lp.acc["saved"] += hidden
+        lp.time_s += t - hidden
+    else:
+        lp.time_s += t
+
+
+def _moe(lp: _LayerPass, moe_idx: Optional[int]) -> None:
+    """Router, shared experts, the routed experts (on the device or the CPU), and the EP
+    all-to-all.  ``moe_idx`` ≥ 0 or None marks a layer whose experts live on the CPU under
+    ``cpu-experts`` (all of them without ``--n-cpu-moe``)."""
+    ctx, m = lp.ctx, lp.layer.moe
+    lp.weight_gemm("router", m.router_params, "router", 1)  # replicated on every TP rank
+    if m.shared_params:
+        lp.weight_gemm("shared", m.shared_params, "shared_experts", lp.tp)
+    load = _expert_load(lp)
+    acc = lp.acc
+    acc["distinct"] += load.distinct
+    acc["dense_w"] += m.num_experts * load.expert_bytes
+    acc["flops"] += 2.0 * lp.tokens * m.top_k * m.expert_params
+    acc["dense_flops"] += 2.0 * lp.tokens * m.num_experts * m.expert_params
+    experts_on_cpu = ctx.placement == "cpu-experts" and not lp.on_cpu and (
+        ctx.cpu_moe_layers is None or (moe_idx is not None and moe_idx >= 0))
+    if experts_on_cpu:
+        _cpu_experts(lp, load)  # not read from accelerator memory
+    else:
+        acc["w"] += load.bytes_dev * lp.tp  # bytes this replica's devices read
+        _device_experts(lp, load)
+    if load.ep > lp.tp and not lp.on_cpu:
+        _ep_alltoall(lp)
+
+
+def _tp_allreduce(lp: _LayerPass) -> None:
+    """Two ring all-reduces per layer (after attention and after the FFN)."""
+    if lp.tp > 1:
+        msg = lp.tokens * lp.ctx.dep.model.arch.hidden_size * ACT_BYTES
+        t = 2 * _collective_time(lp.ctx, lp.unit, 2 * (lp.tp - 1) / lp.tp * msg, lp.tp, ring=True)
+        _add(lp.ops, Op("tp_allreduce", "link", "interconnect", t, 2 * msg))
+        lp.time_s += t
+
+
+def _launches(lp: _LayerPass) -> None:
+    """A fixed cost per kernel: the launch gap (eager) or the minimum kernel duration inside a
+    replayed CUDA graph (decode); per-op dispatch on a CPU."""
+    ctx, unit = lp.ctx, lp.unit
+    w8a8 = unit.compute_dtype(ctx.dep.scheme.dtype_of("experts"))[0] in ("fp8", "int8")
+    kernels = kernels_in_layer(ctx.engine, lp.layer, w8a8)
+    graphs = ctx.engine.cuda_graphs and lp.phase == "decode" and not lp.on_cpu
+    t = kernels * (unit.eff.graph_kernel_us if graphs else unit.eff.kernel_launch_us) * 1e-6
+    _add(lp.ops, Op("launch", "accelerator", "overhead", t))
+    lp.time_s += t
+
+
 def _layer_ops(ctx: CostContext, layer: Layer, moe_idx: Optional[int], phase: str, seqs: int, new_tokens: int,
                context: float, ops: dict[str, Op], acc: dict, prefill_tokens: int = 0,
                prefill_context: float = 0.0, prefill_seqs: int = 1) -> float:
     """Append one layer's operators; return the layer's time on the critical path.  A mixed pass
     (``prefill_tokens`` > 0) carries a prefill chunk in the same forward as the decode tokens:
-    every weight is read once for both, GEMMs and experts see all tokens."""
-    dep = ctx.dep
-    par = dep.parallelism
-    arch = dep.model.arch
-    scheme = dep.scheme
-    unit = ctx.main
-    on_cpu = unit is ctx.cpu
-    tp = 1 if on_cpu else par.tp
-    h = arch.hidden_size
-    T = seqs * new_tokens + prefill_tokens
-    a = layer.attention
-    gpu_time = 0.0
-    layer_start = 0.0
-    overlap_ok = _overlaps(ctx, unit)
-
-    def run(name, bytes_, flops, dtype_group=None, dtype=None, wbytes=0.0, kvbytes=0.0, flop_eff=None, bw_eff=None,
-            u=None):
-        nonlocal gpu_time
-        u = u or unit
-        if dtype is None:
-            dtype, weight_only = u.compute_dtype(scheme.dtype_of(dtype_group))
-            if weight_only and flop_eff is None:
-                flop_eff = u.eff.flop * 0.8  # dequantize in the GEMM main loop
-        t = u.roofline(bytes_, flops, dtype, flop_eff, bw_eff, overlap=overlap_ok or u is not unit)
-        _add(ops, Op(name, "cpu" if u is ctx.cpu else "accelerator", _resource(u, bytes_, flops, dtype, flop_eff, bw_eff),
-                     t, bytes_, flops, wbytes, kvbytes))
-        return t
-
-    def weight_gemm(name: str, params: float, group: str, split: int, extra_bytes: float = 0.0) -> None:
-        """A GEMM every token of the pass runs (not routed): ``params`` split ``split`` ways on
-        each device; counted alike in the sparse and the dense (vanilla) totals."""
-        nonlocal gpu_time
-        w = params * scheme.bytes_per_param(group) / split
-        gpu_time += run(name, w + extra_bytes, 2.0 * T * params / split, group, wbytes=w)
-        acc["w"] += w * tp
-        acc["dense_w"] += w * tp
-        acc["flops"] += 2.0 * T * params
-        acc["dense_flops"] += 2.0 * T * params
-
-    act_dtype = unit.compute_dtype("bf16")[0]
-    # --- attention projections
-    weight_gemm("attn_proj", a.params, "attention", tp, extra_bytes=T * 4 * h * ACT_BYTES / tp)
-    # --- attention core (scores + values over the KV cache); a mixed pass adds its prefill chunk
-    kv_read, flops = _attention_core(ctx, a, phase, seqs, new_tokens, context, tp)
-    if prefill_tokens:
-        kv_p, flops_p = _attention_core(ctx, a, "prefill", prefill_seqs, prefill_tokens // max(1, prefill_seqs),
-                                        prefill_context, tp)
-        kv_read, flops = kv_read + kv_p, flops + flops_p
-    gpu_time += run("attn_core", kv_read, flops, dtype=act_dtype, kvbytes=kv_read, flop_eff=unit.eff.attention)
-    acc["kv"] += kv_read * tp
-    # --- FFN part
-    m = layer.moe
-    elementwise = T * h * ACT_BYTES * 10  # residual stream is replicated on every TP rank
-    gpu_time += run("norm_elementwise", elementwise, 0.0, dtype=act_dtype)
-    if layer.dense_ffn_params:
-        weight_gemm("dense_ffn", layer.dense_ffn_params, "dense_ffn", tp)
-    cpu_time = 0.0
-    if m is not None:
-        weight_gemm("router", m.router_params, "router", 1)  # replicated on every TP rank
-        if m.shared_params:
-            weight_gemm("shared", m.shared_params, "shared_experts", tp)
-        expert_bytes = m.expert_params * scheme.bytes_per_param("experts")
-        ep = par.ep if not on_cpu else 1
-        shards = 1 if on_cpu else max(tp, ep)
-        # With EP wider than TP (DeepSeek-style DP-attention + EP), each MoE layer gathers the
-        # tokens of ep/tp data-parallel ranks: the expert GEMMs see that many more tokens.
-        t_moe = T * (ep // tp) if ep > tp else T
-        distinct = ctx.routing.expected_distinct_experts(t_moe, None) if t_moe > 0 else 0.0
-        distinct = min(float(m.num_experts), max(distinct, min(m.top_k, m.num_experts) if T else 0.0))
-        acc["distinct"] += distinct
-        if ep > 1:
-            d_rank = min(m.num_experts / ep, ctx.routing.ep_max_rank_distinct(t_moe, ep, None))
-            load_rank = ctx.routing.ep_max_rank_load(t_moe, ep, None)
-            split = ep / shards  # an expert further split over TP ranks when tp > ep
-            e_bytes_dev = d_rank * expert_bytes * split
-            e_flops_dev = 2.0 * load_rank * m.expert_params * split
-        else:
-            e_bytes_dev = distinct * expert_bytes / shards
-            e_flops_dev = 2.0 * T * m.top_k * m.expert_params / shards
-        acc["w"] += e_bytes_dev * tp  # bytes this replica's devices read
-        acc["dense_w"] += m.num_experts * expert_bytes
-        acc["flops"] += 2.0 * T * m.top_k * m.expert_params
-        acc["dense_flops"] += 2.0 * T * m.num_experts * m.expert_params
-        per_expert_kernels = ctx.engine.moe_kernel == "per-expert"
-        experts_on_cpu = ctx.placement == "cpu-experts" and not on_cpu and (
-            ctx.cpu_moe_layers is None or (moe_idx is not None and moe_idx >= 0))
-        if experts_on_cpu:
-            dt, wo = ctx.cpu.compute_dtype(scheme.dtype_of("experts"))
-            b = distinct * expert_bytes
-            f = 2.0 * T * m.top_k * m.expert_params
-            t = ctx.cpu.roofline(b, f, dt, ctx.cpu.eff.flop * (0.8 if wo else 1.0), ctx.cpu.eff.bw * ctx.cpu.eff.moe_grouped)
-            res = _resource(ctx.cpu, b, f, dt, ctx.cpu.eff.flop * (0.8 if wo else 1.0), ctx.cpu.eff.bw * ctx.cpu.eff.moe_grouped)
-            # For large batches (prefill) engines upload the CPU-resident experts to the GPU and
-            # multiply there when that is faster (llama.cpp offloads ops with ≥32 rows; KTransformers
-            # does the same for long prompts): PCIe streaming overlapped with GPU compute.
-            t_up = b / (ctx.host_link_gb_s * GB * unit.eff.link)
-            t_gpu = unit.roofline(0.0, f, unit.compute_dtype(scheme.dtype_of("experts"))[0])
-            if phase == "prefill" and max(t_up, t_gpu) < t:
-                _add(ops, Op("expert_upload", "link", "pcie", max(t_up, t_gpu), b, f, b, 0.0))
-                acc["host"] += b
-                gpu_time += max(t_up, t_gpu)
-            else:
-                _add(ops, Op("cpu_experts", "cpu", res, t, b, f, b, 0.0))
-                acc["host"] += b
-                sync = ctx.engine.cpu_sync_us * 1e-6 + 2 * T * h * ACT_BYTES / (ctx.host_link_gb_s * GB)
-                _add(ops, Op("cpu_gpu_sync", "link", "pcie", sync))
-                cpu_time = t + sync
-            acc["w"] -= e_bytes_dev * tp  # not read from accelerator memory
-        else:
-            bw_eff = unit.eff.bw * (unit.eff.moe_grouped if not per_expert_kernels else 1.0)
-            gpu_time += run("experts", e_bytes_dev, e_flops_dev, "experts", wbytes=e_bytes_dev, bw_eff=bw_eff)
-            # activation traffic of routing tokens to their experts and back, which scales with
-            # top_k (norm_elementwise counts passes over T×h only).  Elements moved per
-            # (token, expert) assignment — a per-expert loop (HF style): gather the row (r+w h),
-            # gate/up GEMM in/out (h + 2I), SiLU·mul (5I), down GEMM in/out (I + h), gate-weight
-            # multiply (2h), index_add into the output (3h) = 9h + 8I; a fused kernel reads the
-            # rows in place: GEMM1 in/out (h + 2I), act·mul (3I), GEMM2 in/out (I + h), top-k
-            # sum (h) = 3h + 6I
-            inter = m.expert_params / (3.0 * h)
-            per_assign = (9.0 * h + 8.0 * inter) if per_expert_kernels else (3.0 * h + 6.0 * inter)
-            assign = ctx.routing.ep_max_rank_load(T, ep, None) if ep > 1 else T * m.top_k / shards
-            gpu_time += run("moe_dispatch", assign * per_assign * ACT_BYTES, 0.0, dtype=act_dtype)
-            if per_expert_kernels:
-                # an eager loop over the activated experts dispatches its own operators per expert
-                # (GEMMs, activation, slicing) on a CPU exactly as on a GPU
-                d_dev = distinct / shards if ep == 1 else e_bytes_dev / max(expert_bytes, 1)
-                per_expert = ctx.engine.kernels_per_expert
-                t = per_expert * max(1.0, d_dev) * unit.eff.kernel_launch_us * 1e-6
-                _add(ops, Op("launch", "cpu" if on_cpu else "accelerator", "overhead", t))
-                gpu_time += t
-            if ctx.placement in ("expert-cache", "nvme") and not on_cpu:
-                cached = ctx.cache_experts_per_layer if ctx.cache_experts_per_layer is not None else 0.0
-                hit = ctx.routing.cache_hit_rate(int(cached)) if phase == "decode" else min(1.0, cached / m.num_experts)
-                miss_bytes = e_bytes_dev * (1.0 - hit)
-                bw = ctx.host_link_gb_s * GB * unit.eff.link
-                t_fetch = miss_bytes / bw + (ctx.host_link_latency_us * 1e-6 if miss_bytes else 0.0)
-                if ctx.placement == "nvme":
-                    frac = ctx.dram_fraction_of_experts
-                    # each device has its own PCIe link, but the NVMe drive is shared by all of them
-                    t_fetch = (miss_bytes * (frac / bw + (1 - frac) * shards / (ctx.nvme_gb_s * GB))
-                               + (ctx.host_link_latency_us * 1e-6 if miss_bytes else 0.0))
-                _add(ops, Op("expert_fetch", "link", "nvme" if ctx.placement == "nvme" and ctx.dram_fraction_of_experts < 1 else "pcie",
-                             t_fetch, miss_bytes))
-                acc["host"] += miss_bytes * shards
-                if ctx.engine.prefetch:
-                    saved = min(t_fetch, gpu_time)
-                    acc["saved"] += saved
-                    gpu_time += t_fetch - saved
-                else:
-                    gpu_time += t_fetch
-        if ep > tp and not on_cpu:
-            # tokens live on different DP ranks: all-to-all dispatch and combine.  (With ep ≤ tp
-            # every rank already holds all tokens and the TP all-reduce combines the experts.)
-            dispatch_bytes = 1.0 if unit.compute_dtype(scheme.dtype_of("experts"))[0] in ("fp8", "fp4") else ACT_BYTES
-            t, vol = _ep_alltoall_time(ctx, unit, T, m.top_k, h, ep, dispatch_bytes)
-            _add(ops, Op("ep_alltoall", "link", "interconnect", t, vol))
-            if ctx.overlap_comm:
-                # two-batch overlap: one micro-batch's dispatch/combine hides under the other's compute
-                hidden = min(t, gpu_time - layer_start)
-                acc["saved"] += hidden
-                gpu_time += t - hidden
-            else:
-                gpu_time += t
-    # --- TP all-reduces: after attention and after the FFN (ring)
-    if tp > 1:
-        msg = T * h * ACT_BYTES
-        t = 2 * _collective_time(ctx, unit, 2 * (tp - 1) / tp * msg, tp, ring=True)
-        _add(ops, Op("tp_allreduce", "link", "interconnect", t, 2 * msg))
-        gpu_time += t
-    # --- kernel launches (a fixed cost per kernel: launch gap or minimum kernel duration)
-    kernels = kernels_in_layer(ctx.engine, layer, unit.compute_dtype(scheme.dtype_of("experts"))[0] in ("fp8", "int8"))
-    if not on_cpu:
-        per_kernel = unit.eff.graph_kernel_us if (ctx.engine.cuda_graphs and phase == "decode") else unit.eff.kernel_launch_us
-        t = kernels * per_kernel * 1e-6
-    else:
-        t = kernels * unit.eff.kernel_launch_us * 1e-6
-    _add(ops, Op("launch", "accelerator", "overhead", t))
-    gpu_time += t
-    if cpu_time > 0:
-        # CPU experts overlap the GPU part of the layer (KTransformers / llama.cpp --cpu-moe)
-        layer_time = max(gpu_time, cpu_time)
-        acc["saved"] += gpu_time + cpu_time - layer_time
+    every weight is read once for both, GEMMs and experts see all tokens.  CPU experts overlap
+    the GPU part of the layer (KTransformers / llama.cpp --cpu-moe)."""
+    lp = _LayerPass(ctx, layer, phase, seqs, new_tokens, context, ops, acc, prefill_tokens, prefill_context,
+                    prefill_seqs)
+    _attention(lp)
+    _dense_parts(lp)
+    if layer.moe is not None:
+        _moe(lp, moe_idx)
+    _tp_allreduce(lp)
+    _launches(lp)
+    if lp.cpu_time_s > 0:
+        layer_time = max(lp.time_s, lp.cpu_time_s)
+        acc["saved"] += lp.time_s + lp.cpu_time_s - layer_time
         return layer_time
-    return gpu_time
+    return lp.time_s
 
 
 def step_time(ctx: CostContext, phase: str, seqs: int, new_tokens: int, context: float,

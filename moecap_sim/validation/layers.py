@@ -379,7 +379,7 @@ class TorchMoEModel:
                 raise ValueError(f"attention kind {a.kind!r} is not implemented in the torch validation layers")
             if layer.moe is not None:
                 m = layer.moe
-                inter = int(round(m.expert_params / (3 * h)))
+                inter = int(round(m.intermediate_size(h)))
                 shared_inter = 0
                 if m.shared_params:
                     shared_inter = int(config.get("shared_expert_intermediate_size") or
