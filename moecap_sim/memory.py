@@ -26,12 +26,11 @@ streamed from NVMe through DRAM).  All sizes in GB (1e9 bytes).
 
 from __future__ import annotations
 
-import math
 from dataclasses import asdict, dataclass, field
 from typing import Optional
 
 from moecap_sim.deployment import Deployment
-from moecap_sim.precision import BYTES_PER_PARAM
+
 
 GB = 1e9
 
@@ -341,7 +340,7 @@ def suggest_changes(dep: Deployment, *, input_len: int, output_len: int, policy:
     host DRAM an offload placement would need."""
     from dataclasses import replace
 
-    from moecap_sim.catalog.hardware import devices, systems
+    from moecap_sim.catalog.hardware import systems
     from moecap_sim.deployment import Parallelism, device_of
     from moecap_sim.precision import uniform_scheme
 

@@ -725,7 +725,7 @@ def step_time(ctx: CostContext, phase: str, seqs: int, new_tokens: int, context:
     on_cpu = unit is ctx.cpu
     tp = 1 if on_cpu else par.tp
     # LM head over the sampled rows (one per sequence)
-    V, h = arch.vocab_size, arch.hidden_size
+    h = arch.hidden_size
     head_params = arch.lm_head_params or arch.embedding_params
     w = head_params * dep.scheme.bytes_per_param("lm_head") / tp
     dt = unit.compute_dtype(dep.scheme.dtype_of("lm_head"))[0]

@@ -22,8 +22,6 @@ structure and request ids were obtained (recorded / inferred / none), notes.
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Optional
@@ -206,22 +204,9 @@ def validate_trace(tr: Trace, where: str = "trace") -> None:
 
 def _atomic_write(out: Path, write) -> None:
     """Write through a temporary file in the same directory; nothing is left behind on error."""
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".tmp", dir=str(out.parent))
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            write(fh)
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)
-        os.replace(tmp, out)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
+    from moecap_sim.inputs import atomic_write_bytes
+
+    atomic_write_bytes(out, write)
 
 
 def save_trace(tr: Trace, out: Path, compress: bool = True) -> Path:

@@ -29,6 +29,7 @@ from typing import Callable, Optional
 import yaml
 
 from moecap_sim.errors import SpecError, UserError
+from moecap_sim.inputs import atomic_write_bytes
 
 CLASSES = ("gpu-throughput", "gpu-latency", "gpu-cluster", "cpu", "hybrid", "offload", "apple")
 METRICS = ("output_tokens_per_s", "total_tokens_per_s", "prefill_tokens_per_s", "per_user_tokens_per_s",
@@ -339,11 +340,7 @@ def write_outputs(s: dict, out_dir: Path, command: str) -> list[Path]:
     written = []
     for name, text in (("summary.json", json.dumps(s, indent=1, default=str) + "\n"),
                        ("summary.md", summary_markdown(s, command))):
-        p = out_dir / name
-        tmp = p.with_name(p.name + ".tmp")
-        tmp.write_text(text, encoding="utf-8")
-        tmp.replace(p)
-        written.append(p)
+        written.append(atomic_write_bytes(out_dir / name, lambda fh, t=text: fh.write(t.encode("utf-8"))))
     png = out_dir / "predicted_vs_measured.png"
     plot_predicted_vs_measured(s, png)
     written.append(png)
