@@ -30,6 +30,7 @@ from typing import Optional
 from moecap_sim.catalog.engines import EngineSpec
 from moecap_sim.deployment import Deployment
 from moecap_sim.geometry import Layer
+from moecap_sim.memory import MemoryPolicy
 from moecap_sim.perf.achieved import AttentionFactor, measured_efficiency
 from moecap_sim.perf.efficiency import Calibration, Efficiency, default_efficiency, engine_family, resolve_efficiency
 from moecap_sim.precision import NATIVE_COMPUTE_DTYPE
@@ -38,6 +39,13 @@ from moecap_sim.specs.hardware import DeviceSpec
 
 GB = 1e9
 ACT_BYTES = 2.0  # 16-bit activations
+#: a device without a declared link (a user's spec): PCIe Gen4 x16, 31.5 GB/s per direction by
+#: the PCI-SIG rate, ~25 GB/s achieved by pinned copies; ~10 µs per transfer (assumption)
+FALLBACK_PCIE_GB_S = 25.0
+FALLBACK_PCIE_LATENCY_US = 10.0
+#: a host without a declared NVMe bandwidth: one PCIe Gen3 x4 drive, ~2 GB/s sequential read
+#: (NVMe 1.3 drives of that generation; assumption)
+FALLBACK_NVME_GB_S = 2.0
 #: compute dtype a weight format falls back to on a device without its native path.  FP4 weights
 #: on pre-Blackwell GPUs run as W4A16 (vLLM/SGLang Marlin and Triton mxfp4 MoE kernels dequantize
 #: to 16-bit; there is no FP4→FP8 tensor path), FP8 on Ampere as W8A16 (Marlin FP8).
@@ -217,15 +225,16 @@ def build_context(dep: Deployment, engine: EngineSpec, routing: RoutingProfile, 
     elif dep.accelerator is not None and dep.accelerator.device_link is not None:
         link, lat = dep.accelerator.device_link.bandwidth_gb_s, dep.accelerator.device_link.latency_us
     else:
-        link, lat = 25.0, 10.0  # through host PCIe (assumption, used only if TP/EP > 1)
+        link, lat = FALLBACK_PCIE_GB_S, FALLBACK_PCIE_LATENCY_US  # through host PCIe (only if TP/EP > 1)
     host_link = dep.accelerator.host_link if dep.accelerator is not None and dep.accelerator.host_link else None
     experts_total = dep.model.arch.params_by_group()["experts"] * dep.scheme.bytes_per_param("experts")
-    dram_frac = min(1.0, s.host.dram_gb * GB * 0.9 / experts_total) if experts_total else 1.0
+    host_usable = s.host.dram_gb * GB * (1 - MemoryPolicy().host_reserve_fraction)
+    dram_frac = min(1.0, host_usable / experts_total) if experts_total else 1.0
     return CostContext(dep=dep, engine=engine, routing=routing, placement=placement, accel=accel, cpu=cpu,
                        link_gb_s=link, link_latency_us=lat,
-                       host_link_gb_s=host_link.bandwidth_gb_s if host_link else 25.0,
-                       host_link_latency_us=host_link.latency_us if host_link else 10.0,
-                       nvme_gb_s=s.host.nvme_bandwidth_gb_s or 2.0,
+                       host_link_gb_s=host_link.bandwidth_gb_s if host_link else FALLBACK_PCIE_GB_S,
+                       host_link_latency_us=host_link.latency_us if host_link else FALLBACK_PCIE_LATENCY_US,
+                       nvme_gb_s=s.host.nvme_bandwidth_gb_s or FALLBACK_NVME_GB_S,
                        cache_experts_per_layer=cache_experts_per_layer, dram_fraction_of_experts=dram_frac,
                        cpu_moe_layers=cpu_moe_layers, overlap_comm=overlap_comm)
 
