@@ -26,12 +26,10 @@ def main() -> int:
     args = ap.parse_args()
     t0 = time.perf_counter()
     if args.fit:
-        from moecap_sim.validation.published_fit import cross_validated_results, fit, residual_bands, write_fit
-        from moecap_sim.validation.published import load_cases
+        from moecap_sim.validation.published_fit import refit
 
-        data = fit(args.cases, progress=lambda m: print("fit:", m, file=sys.stderr, flush=True))
-        data["bands"] = residual_bands(cross_validated_results(load_cases(args.cases), data))
-        print(f"fit written to {write_fit(data)} in {time.perf_counter() - t0:.0f} s", file=sys.stderr)
+        _, path = refit(args.cases, progress=lambda m: print("fit:", m, file=sys.stderr, flush=True))
+        print(f"fit written to {path} in {time.perf_counter() - t0:.0f} s", file=sys.stderr)
     s = run_published(args.cases)
     out = Path(args.output) if args.output else (Path(args.cases).parent if args.cases else default_cases_path().parent)
     write_outputs(s, out, "python benchmarks/published_accuracy.py" + (" --fit" if args.fit else ""))

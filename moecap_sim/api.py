@@ -246,12 +246,10 @@ def validate_published(cases: Optional[str] = None, *, fit: bool = False) -> dic
     (``validation/published/cases.yaml`` or ``cases``) and return the summary (``points``,
     ``refused``, ``mape``, ``cross_validated_mape``, ``classes``, ``cases``); ``fit`` refits and
     ships the efficiency factors first."""
-    from moecap_sim.validation.published import load_cases, run_published
+    from moecap_sim.validation.published import run_published
 
     if fit:
-        from moecap_sim.validation.published_fit import cross_validated_results, fit as do_fit, residual_bands, write_fit
+        from moecap_sim.validation.published_fit import refit
 
-        data = do_fit(cases)
-        data["bands"] = residual_bands(cross_validated_results(load_cases(cases), data))
-        write_fit(data)
+        refit(cases)
     return run_published(cases)

@@ -15,6 +15,9 @@ from moecap_sim.errors import UserError
 
 Batch = Union[int, str]  # a positive int or "max"
 
+#: where routed experts (or the whole model) live — the one list of placements
+OFFLOAD_STRATEGIES = ("none", "expert-cache", "cpu-experts", "cpu-only", "nvme")
+
 
 def _flag(name: str) -> str:
     """The CLI flag of a field (``input_len`` → ``--input-len``), so API and CLI errors agree."""

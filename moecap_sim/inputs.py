@@ -117,7 +117,7 @@ class ServingArgs(_Args):
     @field_validator("offload")
     @classmethod
     def _offload(cls, v):
-        from moecap_sim.memory import OFFLOAD_STRATEGIES  # the one list of placements
+        from moecap_sim.config import OFFLOAD_STRATEGIES  # the one list of placements
 
         if v not in ("auto",) + tuple(OFFLOAD_STRATEGIES):
             hint = close_matches(v, ("auto",) + tuple(OFFLOAD_STRATEGIES))

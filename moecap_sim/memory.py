@@ -29,12 +29,10 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Optional
 
+from moecap_sim.config import OFFLOAD_STRATEGIES  # noqa: F401  (re-exported: the planner's placements)
 from moecap_sim.deployment import Deployment
 
-
 GB = 1e9
-
-OFFLOAD_STRATEGIES = ("none", "expert-cache", "cpu-experts", "cpu-only", "nvme")
 
 
 @dataclass(frozen=True)

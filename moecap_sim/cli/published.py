@@ -21,12 +21,10 @@ def run_published_cli(cases: Optional[str], out: Optional[str], fit: bool, json_
     load_cases(cases)  # a malformed cases file fails here, before any long work
     t0 = time.perf_counter()
     if fit:
-        from moecap_sim.validation.published_fit import cross_validated_results, fit as do_fit, residual_bands, write_fit
+        from moecap_sim.validation.published_fit import refit
 
         with err.status("fitting efficiency factors on the published measurements (k-fold CV)") as st:
-            data = do_fit(cases, progress=lambda m: st.update(f"fit: {m}"))
-            data["bands"] = residual_bands(cross_validated_results(load_cases(cases), data))
-            path = write_fit(data)
+            _, path = refit(cases, progress=lambda m: st.update(f"fit: {m}"))
         err.print(f"fitted factors written to {path} ({time.perf_counter() - t0:.0f} s)")
     with err.status("predicting the published cases") as st:
         s = run_published(cases, progress=lambda i, n: st.update(f"predicting the published cases {i}/{n}"))

@@ -34,9 +34,11 @@ import json
 import math
 from pathlib import Path
 from statistics import NormalDist
-from typing import Optional, Sequence
+from typing import Optional
 
 import numpy as np
+
+from moecap_sim.routing.sampling import waterfill
 
 PROFILE_FORMAT = "moecap-routing-profile/1"
 TRACED_MODELS = ("mixtral-8x7b", "qwen1.5-moe-a2.7b", "olmoe-1b-7b")
@@ -58,25 +60,6 @@ def _lgamma(x) -> np.ndarray:
     t = xs + 7.5
     out = 0.5 * math.log(2 * math.pi) + (xs + 0.5) * np.log(t) - t + np.log(a)
     return np.where(small, out - np.log(np.where(small, x, 1.0)), out)
-
-
-def waterfill(w: np.ndarray, total: float) -> np.ndarray:
-    """Scale non-negative weights to sum ``total`` with no entry above 1 (capped entries fixed at 1)."""
-    w = np.asarray(w, dtype=float)
-    q = np.zeros_like(w)
-    free = w > 0
-    remaining = float(total)
-    for _ in range(len(w) + 1):
-        if not free.any():
-            break
-        q[free] = w[free] * (remaining / w[free].sum())
-        over = free & (q > 1.0)
-        if not over.any():
-            break
-        q[over] = 1.0
-        free &= ~over
-        remaining = total - float((q >= 1.0).sum())
-    return q
 
 
 def lognormal_q(sigma: float, num_experts: int, top_k: int) -> np.ndarray:

@@ -14,8 +14,8 @@ from typing import Optional, Sequence
 import numpy as np
 
 from moecap_sim.errors import UserError
-from moecap_sim.routing.profiles import (PROFILE_FORMAT, FittedProfile, lognormal_q, transfer_parameters,
-                                         waterfill)
+from moecap_sim.routing.profiles import PROFILE_FORMAT, FittedProfile, lognormal_q, transfer_parameters
+from moecap_sim.routing.sampling import sample_topk, waterfill, waterfill_rows
 from moecap_sim.traces.format import DECODE, Trace
 from moecap_sim.traces.known import canonical_model_name
 from moecap_sim.traces.stats import compute_stats, decode_mask, expert_counts, layer_rows
@@ -210,7 +210,6 @@ def fit_kappa_transient(q: np.ndarray, batch: np.ndarray, steps: np.ndarray, dis
 
 def _noise_floor_mape(q: np.ndarray, batch: np.ndarray, u: np.ndarray, top_k: int, rng, reps: int = 5) -> float:
     """MAPE per step that even a perfect model shows: simulated steps vs their expectation."""
-    from moecap_sim.traces.synth import sample_topk, waterfill_rows
 
     exp = distinct_steps(q, batch, u)
     b = batch.astype(int)

@@ -30,6 +30,7 @@ import yaml
 
 from moecap_sim.errors import SpecError, UserError
 from moecap_sim.inputs import atomic_write_bytes
+from moecap_sim.perf.efficiency import FITTED_PATH, Calibration
 
 CLASSES = ("gpu-throughput", "gpu-latency", "gpu-cluster", "cpu", "hybrid", "offload", "apple")
 METRICS = ("output_tokens_per_s", "total_tokens_per_s", "prefill_tokens_per_s", "per_user_tokens_per_s",
@@ -237,8 +238,6 @@ def run_published(cases_path: Optional[str | Path] = None, *, calibration: Optio
             progress(i + 1, len(cases))
     cv_results = None
     if cross_validate and calibration is None:
-        from moecap_sim.validation.published_fit import cross_validated_results
-
         cv_results = cross_validated_results(cases)
     summary = summarize(results, cv_results)
     rows = [r.as_dict() for r in results]
@@ -251,6 +250,52 @@ def run_published(cases_path: Optional[str | Path] = None, *, calibration: Optio
     summary["cases"] = rows
     summary["cases_file"] = str(Path(cases_path) if cases_path else default_cases_path())
     return summary
+
+
+# ------------------------------------------------------------------------------------------
+# fitted factors (moecap_sim/perf/fitted_efficiency.json, written by published_fit)
+# ------------------------------------------------------------------------------------------
+
+#: predict with the documented priors only (no shipped fit) — what the fit starts from
+PRIOR = Calibration(by_key={}, path="documented priors", exclusive=True)
+
+
+def factors(group: str, bw: float, flop: float, kernel_scale: float) -> dict:
+    """Calibration values of one grid point (kernel times scale the class's documented prior)."""
+    from moecap_sim.perf.efficiency import default_efficiency
+
+    prior = default_efficiency(group.split("@")[0])
+    # attention kernels run on the same tensor/matrix units as the GEMMs: the achieved fraction
+    # fitted for GEMMs carries over, in the prior's proportion (FlashAttention-class kernels reach
+    # less of the peak than large GEMMs)
+    attention = min(1.0, round(prior.attention * flop / prior.flop, 4))
+    return {"bw": bw, "flop": flop, "attention": attention,
+            "kernel_launch_us": round(prior.kernel_launch_us * kernel_scale, 4),
+            "graph_kernel_us": round(prior.graph_kernel_us * kernel_scale, 4)}
+
+
+def _calibration(group: str, bw: float, flop: float, kernel_scale: float) -> Calibration:
+    return Calibration(by_key={group: factors(group, bw, flop, kernel_scale)},
+                       path=f"fit grid {group} bw={bw} flop={flop} kernel×{kernel_scale}", exclusive=True)
+
+
+def cross_validated_results(cases: list[Case], fit_data: Optional[dict] = None) -> list[CaseResult]:
+    """Each case predicted with the factors fitted without it (from ``fit_data``, default the
+    shipped fit); cases of unfitted groups with their priors."""
+    data = fit_data if fit_data is not None else load_fit()
+    out = []
+    for c in cases:
+        f = (data or {}).get("cv_points", {}).get(c.id)
+        g = (data or {}).get("case_groups", {}).get(c.id)
+        cal = _calibration(g, *f) if (f and g) else PRIOR
+        out.append(predict_case(c, calibration=cal))
+    return out
+
+
+def load_fit() -> Optional[dict]:
+    return json.loads(FITTED_PATH.read_text(encoding="utf-8")) if FITTED_PATH.is_file() else None
+
+
 
 
 # ------------------------------------------------------------------------------------------

@@ -35,8 +35,9 @@ from typing import Callable, Optional
 
 import numpy as np
 
-from moecap_sim.perf.efficiency import FITTED_PATH, Calibration
-from moecap_sim.validation.published import CLASSES, Case, CaseResult, _signed_ratio, load_cases, predict_case
+from moecap_sim.perf.efficiency import FITTED_PATH
+from moecap_sim.validation.published import (CLASSES, PRIOR, Case, CaseResult, _calibration, _signed_ratio,
+                                             cross_validated_results, factors, load_cases, predict_case)
 
 BW_GRID = (0.30, 0.40, 0.50, 0.60, 0.70, 0.80, 0.90, 1.00)
 FLOP_GRID = (0.15, 0.25, 0.35, 0.45, 0.55, 0.70, 0.85, 1.00)
@@ -46,7 +47,6 @@ COARSE = ((0.3, 0.5, 0.7, 0.9), (0.15, 0.35, 0.55, 0.85), (1.0, 4.0, 16.0))
 MIN_CASES = 4
 MIN_SOURCES = 2
 FOLDS = 5
-PRIOR = Calibration(by_key={}, path="documented priors", exclusive=True)
 
 
 def _group_of(case: Case) -> Optional[str]:
@@ -91,25 +91,6 @@ class GroupTable:
         L = self.loss(idx)
         i, j, k = np.unravel_index(int(np.nanargmin(L)), L.shape)
         return int(i), int(j), int(k)
-
-
-def factors(group: str, bw: float, flop: float, kernel_scale: float) -> dict:
-    """Calibration values of one grid point (kernel times scale the class's documented prior)."""
-    from moecap_sim.perf.efficiency import default_efficiency
-
-    prior = default_efficiency(group.split("@")[0])
-    # attention kernels run on the same tensor/matrix units as the GEMMs: the achieved fraction
-    # fitted for GEMMs carries over, in the prior's proportion (FlashAttention-class kernels reach
-    # less of the peak than large GEMMs)
-    attention = min(1.0, round(prior.attention * flop / prior.flop, 4))
-    return {"bw": bw, "flop": flop, "attention": attention,
-            "kernel_launch_us": round(prior.kernel_launch_us * kernel_scale, 4),
-            "graph_kernel_us": round(prior.graph_kernel_us * kernel_scale, 4)}
-
-
-def _calibration(group: str, bw: float, flop: float, kernel_scale: float) -> Calibration:
-    return Calibration(by_key={group: factors(group, bw, flop, kernel_scale)},
-                       path=f"fit grid {group} bw={bw} flop={flop} kernel×{kernel_scale}", exclusive=True)
 
 
 def build_tables(cases: list[Case], progress: Optional[Callable[[str], None]] = None,
@@ -191,23 +172,6 @@ def _mape(log_err: np.ndarray) -> Optional[float]:
     return None if not e.size else float(100 * np.mean(np.abs(np.exp(e) - 1.0)))
 
 
-def cross_validated_results(cases: list[Case], fit_data: Optional[dict] = None) -> list[CaseResult]:
-    """Each case predicted with the factors fitted without it (from ``fit_data``, default the
-    shipped fit); cases of unfitted groups with their priors."""
-    data = fit_data if fit_data is not None else load_fit()
-    out = []
-    for c in cases:
-        f = (data or {}).get("cv_points", {}).get(c.id)
-        g = (data or {}).get("case_groups", {}).get(c.id)
-        cal = _calibration(g, *f) if (f and g) else PRIOR
-        out.append(predict_case(c, calibration=cal))
-    return out
-
-
-def load_fit() -> Optional[dict]:
-    return json.loads(FITTED_PATH.read_text(encoding="utf-8")) if FITTED_PATH.is_file() else None
-
-
 def residual_bands(results: list[CaseResult]) -> dict:
     """Per class (and overall) p10/p90 of predicted/measured from held-out predictions, oriented
     so that a band multiplies a *throughput* (latencies are inverted)."""
@@ -232,3 +196,11 @@ def write_fit(data: dict, path: Path = FITTED_PATH) -> Path:
 
     fitted_defaults.cache_clear()
     return path
+
+
+def refit(cases_path: Optional[str] = None, progress: Optional[Callable[[str], None]] = None) -> tuple[dict, Path]:
+    """Fit, attach the held-out residual bands per class, and ship the result as the defaults
+    (``moecap_sim/perf/fitted_efficiency.json``); returns the fit and where it was written."""
+    data = fit(cases_path, progress)
+    data["bands"] = residual_bands(cross_validated_results(load_cases(cases_path), data))
+    return data, write_fit(data)
