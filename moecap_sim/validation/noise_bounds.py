@@ -17,7 +17,8 @@ The bound for each statistic is
   and checks the gate trips on the same measurements).
 
 All threads on a shared 2-core machine means competing with the neighbours for both cores: its
-bounds come from its own runs (``RUNS_ALL_THREADS``).
+bounds would come from its own runs (``RUNS_ALL_THREADS``); none could be measured usefully, so
+the caps apply and the gate checks all threads only on request (MOECAP_GATE_ALL_THREADS=1).
 """
 
 from __future__ import annotations
@@ -40,7 +41,7 @@ RUNS_1_THREAD = [
 # No all-threads run could be measured with the CI VM's cores free (its neighbours kept both
 # busy all day: 2-thread GEMMs ran 2-10x slower, median/min of the repeats ~100 %), so there is
 # no noise figure for it: all threads are judged by the caps, and only when the machine's other
-# processes leave the cores free (the gate checks /proc/stat before choosing the thread counts).
+# processes leave the cores free (the gate checks /proc/stat before and during that run).
 RUNS_ALL_THREADS: list = []
 ALL_THREADS_MAX_BUSY_CPUS = 0.5  # other processes' load (CPUs) above which all-threads is not judged
 

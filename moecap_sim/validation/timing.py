@@ -355,3 +355,24 @@ def busy_cpus(sample_s: float = 1.0) -> float:
             total += after[c][1] - before[c][1]
     n = len(before)
     return busy / total * n if total > 0 and n else 0.0
+
+
+class OthersLoad:
+    """CPUs' worth of work *other* processes ran between ``start()`` and ``stop()``: busy time of
+    all CPUs (``/proc/stat``) minus this process's own CPU time (children included) — whether a
+    multi-threaded measurement had the machine's cores to itself."""
+
+    def start(self) -> "OthersLoad":
+        self.j0, self.t0, self.c0 = _cpu_jiffies(), time.perf_counter(), self._own()
+        return self
+
+    @staticmethod
+    def _own() -> float:
+        t = os.times()
+        return t.user + t.system + t.children_user + t.children_system
+
+    def stop(self) -> float:
+        j1, wall, own = _cpu_jiffies(), time.perf_counter() - self.t0, self._own() - self.c0
+        hz = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+        busy = sum(j1[c][0] - self.j0[c][0] for c in self.j0 if c in j1) / hz
+        return max(0.0, busy - own) / wall if wall > 0 else 0.0
