@@ -31,8 +31,8 @@ from typing import Optional
 
 from moecap_sim.config import OFFLOAD_STRATEGIES  # noqa: F401  (re-exported: the planner's placements)
 from moecap_sim.deployment import Deployment
+from moecap_sim.units import GB
 
-GB = 1e9
 
 
 @dataclass(frozen=True)

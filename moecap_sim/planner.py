@@ -18,6 +18,7 @@ from typing import Any, Callable, Optional
 from moecap_sim.catalog.hardware import systems
 from moecap_sim.errors import UserError
 from moecap_sim.perf.serving import serve
+from moecap_sim.perf.cost import usd_per_million
 from moecap_sim.predict import predict_with_context
 
 
@@ -141,7 +142,7 @@ def plan(model: str, *, rate: Optional[float] = None, output_tokens_per_s: Optio
                 usd = r["cost"]["usd_per_hour"]
                 cands.append(Candidate(sys_name, r["precision"]["weights_short"], tp, dp, r["placement"]["strategy"],
                                        r["engine"], sv.batch_per_replica, sv.ttft_s, sv.tpot_s, per_system, needed, usd,
-                                       usd * needed, usd * needed / (target * 3600) * 1e6, acc, r["cost"]["basis"]))
+                                       usd * needed, usd_per_million(usd * needed, target), acc, r["cost"]["basis"]))
     if progress is not None:
         progress(len(names), len(names))
     cands.sort(key=lambda c: (c.usd_per_hour_total, -c.output_tokens_per_s))

@@ -10,6 +10,9 @@ from __future__ import annotations
 
 import re
 
+#: bytes in a GB (SI): every size and bandwidth in the project is in GB = 1e9 bytes — the one home
+GB = 1e9
+
 _SIZE = {"b": 1e-9, "kb": 1e-6, "mb": 1e-3, "gb": 1.0, "tb": 1e3,
          "kib": 1024 / 1e9, "mib": 1024**2 / 1e9, "gib": 1024**3 / 1e9, "tib": 1024**4 / 1e9}
 _BW = {"b/s": 1e-9, "mb/s": 1e-3, "gb/s": 1.0, "tb/s": 1e3, "gib/s": 1024**3 / 1e9,

@@ -27,7 +27,8 @@ from __future__ import annotations
 import math
 from typing import Optional
 
-GB = 1e9
+from moecap_sim.units import GB
+
 BYTES_PER_ELEMENT = {"fp32": 4.0, "tf32": 4.0, "bf16": 2.0, "fp16": 2.0, "fp8": 1.0, "int8": 1.0, "fp6": 0.75,
                      "int4": 0.5, "fp4": 0.5, "fp64": 8.0}
 

@@ -21,8 +21,8 @@ from typing import Any, Optional
 from moecap_sim.deployment import resolve_deployment
 from moecap_sim.errors import UserError
 from moecap_sim.perf.metrics import aggregate_ratio_of_sums
+from moecap_sim.units import GB
 
-GB = 1e9
 
 
 def read_records(path: str) -> list[dict]:

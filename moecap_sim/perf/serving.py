@@ -18,8 +18,8 @@ from typing import Optional
 
 from moecap_sim.perf.metrics import s_mbu, s_mfu
 from moecap_sim.perf.step import CostContext, StepBreakdown, step_time
+from moecap_sim.units import GB
 
-GB = 1e9
 
 
 @dataclass(frozen=True)

@@ -36,8 +36,8 @@ from moecap_sim.perf.efficiency import Calibration, Efficiency, default_efficien
 from moecap_sim.precision import NATIVE_COMPUTE_DTYPE
 from moecap_sim.routing.base import RoutingProfile
 from moecap_sim.specs.hardware import DeviceSpec
+from moecap_sim.units import GB
 
-GB = 1e9
 ACT_BYTES = 2.0  # 16-bit activations
 #: a device without a declared link (a user's spec): PCIe Gen4 x16, 31.5 GB/s per direction by
 #: the PCI-SIG rate, ~25 GB/s achieved by pinned copies; ~10 µs per transfer (assumption)

@@ -17,6 +17,7 @@ import numpy as np
 import simpy
 
 from moecap_sim.errors import UserError
+from moecap_sim.perf.cost import usd_per_million
 from moecap_sim.predict import predict_with_context
 from moecap_sim.sim.replica import Replica
 from moecap_sim.sim.requests import Request, load_workload
@@ -118,7 +119,7 @@ def simulate(model: str, hw: str, *, workload: str = "poisson", requests: Option
         "steps": {"prefill_passes": sum(r.prefill_passes for r in reps), "decode_steps": sum(r.decode_steps for r in reps),
                   "cost_model_evaluations": table.calls},
         "cost": {"usd_per_hour": usd_h, "basis": res["cost"]["basis"],
-                 "usd_per_million_output_tokens": usd_h / (out_tps * 3600) * 1e6 if (out_tps and usd_h) else None,
+                 "usd_per_million_output_tokens": usd_per_million(usd_h, out_tps) if (out_tps and usd_h) else None,
                  "note": "the system is paid for the whole makespan, idle or not"},
         "simulation": {"wall_time_s": wall, "seed": seed, "simulated_s": makespan},
         "steady_state_prediction": {k: res[k] for k in ("output_tokens_per_s", "ttft_s", "tpot_s")},

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import numpy as np
 
-GB = 1e9
 
 
 def truncated_spec(name: str, layers: int):

@@ -47,8 +47,8 @@ from typing import Optional
 
 from moecap_sim.errors import UserError
 from moecap_sim.validation.timing import Timer, available_cores, llc_bytes
+from moecap_sim.units import GB
 
-GB = 1e9
 
 
 # ---------------------------------------------------------------------------------------------

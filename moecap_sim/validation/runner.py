@@ -30,10 +30,10 @@ import numpy as np
 
 from moecap_sim.errors import UserError
 from moecap_sim.validation.compare import assign_split, errors, predict_rows, truncated_spec  # noqa: F401 (API)
+from moecap_sim.units import GB
 
 DEFAULT_MODELS = ["olmoe-1b-7b", "qwen1.5-moe-a2.7b", "deepseek-v2-lite", "mixtral-8x7b"]
 QUICK_MODELS = ["olmoe-1b-7b"]
-GB = 1e9
 
 
 @dataclass
