@@ -75,3 +75,30 @@ def test_cli_simulate_with_plot(tmp_path, capsys):
                "--rate", "2", "--plots", str(tmp_path), "--json"])
     assert rc == 0
     assert (tmp_path / "latency_cdf.png").stat().st_size > 10_000
+
+
+def test_simulator_depends_on_the_step_time_predictor_interface():
+    """StepTable memoizes any StepTimePredictor; the analytical one is the cost model itself."""
+    from moecap_sim.errors import UserError
+    from moecap_sim.perf.predictor import AnalyticalPredictor, make_predictor
+    from moecap_sim.predict import predict_with_context
+    from moecap_sim.sim.steptable import StepTable
+
+    ctx = predict_with_context("qwen3-30b-a3b", "h100x1", batch=8).context
+    an = make_predictor("analytical", ctx)
+    assert isinstance(an, AnalyticalPredictor) and an.source == "silicon"
+
+    class Doubled:  # a stand-in for a measured-table predictor
+        source = "empirical"
+
+        def decode_s(self, seqs, context):
+            return 2 * an.decode_s(seqs, context)
+
+        def prefill_s(self, seqs, tokens_per_seq, context):
+            return 2 * an.prefill_s(seqs, tokens_per_seq, context)
+
+    base, twice = StepTable(ctx), StepTable(Doubled())
+    assert twice.decode(8, 1000) == pytest.approx(2 * base.decode(8, 1000))
+    assert twice.prefill(2, 512) == pytest.approx(2 * base.prefill(2, 512))
+    with pytest.raises(UserError, match="analytical"):
+        make_predictor("analytic", ctx)

@@ -21,6 +21,7 @@ from moecap_sim.perf.cost import usd_per_million
 from moecap_sim.predict import predict_with_context
 from moecap_sim.sim.replica import Replica
 from moecap_sim.sim.requests import Request, load_workload
+from moecap_sim.perf.predictor import make_predictor
 from moecap_sim.sim.steptable import StepTable
 
 
@@ -70,7 +71,7 @@ def simulate(model: str, hw: str, *, workload: str = "poisson", requests: Option
     if too_long:
         raise UserError(f"{len(too_long)} request(s) need more KV than a replica holds ({kv_tokens:.0f} tokens; "
                         f"longest request {max_len} tokens): use a smaller workload or a bigger system")
-    table = StepTable(ctx)
+    table = StepTable(make_predictor("analytical", ctx))
     env = simpy.Environment()
     finished: list[Request] = []
 

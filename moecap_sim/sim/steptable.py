@@ -1,7 +1,8 @@
-"""Memoized step-time predictor for the simulator, over the one cost model.
+"""Memoized step times for the simulator, over any step-time predictor
+(:mod:`moecap_sim.perf.predictor`; the analytical cost model by default).
 
-Decode steps depend on (sequences, mean context): times are computed by
-:func:`moecap_sim.perf.step.step_time` at context grid points and interpolated linearly (KV
+Decode steps depend on (sequences, mean context): times are asked of the predictor at context
+grid points and interpolated linearly (KV
 reads and attention FLOPs are linear in context, so this is exact between grid points except
 where a sliding window starts to cap).  Prefill passes are keyed by (sequences, tokens per
 sequence rounded up to 32, prior context rounded up to 256).
@@ -13,25 +14,31 @@ import bisect
 import math
 from functools import lru_cache
 
-from moecap_sim.perf.step import CostContext, step_time
+from typing import Union
+
+from moecap_sim.perf.predictor import AnalyticalPredictor, StepTimePredictor
+from moecap_sim.perf.step import CostContext
 
 CONTEXT_GRID = (0, 256, 512, 1024, 2048, 4096, 8192, 16384, 32768, 65536, 131072, 262144)
 
 
 class StepTable:
-    def __init__(self, ctx: CostContext):
-        self.ctx = ctx
+    """Memoizes a :class:`~moecap_sim.perf.predictor.StepTimePredictor` (or builds the
+    analytical one from a cost context)."""
+
+    def __init__(self, predictor: Union[StepTimePredictor, CostContext]):
+        self.predictor = AnalyticalPredictor(predictor) if isinstance(predictor, CostContext) else predictor
         self._decode = lru_cache(maxsize=None)(self._decode_at)
         self._prefill = lru_cache(maxsize=None)(self._prefill_at)
         self.calls = 0
 
     def _decode_at(self, seqs: int, context: int) -> float:
         self.calls += 1
-        return step_time(self.ctx, "decode", seqs, 1, context).time_s
+        return self.predictor.decode_s(seqs, context)
 
     def _prefill_at(self, seqs: int, tokens: int, context: int) -> float:
         self.calls += 1
-        return step_time(self.ctx, "prefill", seqs, tokens, context).time_s
+        return self.predictor.prefill_s(seqs, tokens, context)
 
     def decode(self, seqs: int, mean_context: float) -> float:
         c = max(0.0, mean_context)
