@@ -152,6 +152,14 @@ def predict(model: str, hw: str, **kwargs: Any) -> dict[str, Any]:
     return _predict(model, hw, **kwargs)
 
 
+def predict_result(model: str, hw: str, **kwargs: Any):
+    """:func:`predict` as a typed :class:`moecap_sim.results.PredictionResult` (its JSON form
+    is the contract; schema in ``moecap_sim/schemas/predict.schema.json``)."""
+    from moecap_sim.results import PredictionResult
+
+    return PredictionResult.model_validate(predict(model, hw, **kwargs))
+
+
 def metrics(records: str, model: str, hw: str, precision: Optional[str] = None,
             kv_dtype: Optional[str] = None) -> dict[str, Any]:
     """``moecap-sim metrics``: S-MBU/S-MFU, TTFT, TPOT from MoE-CAP recorder records."""

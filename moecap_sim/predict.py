@@ -22,12 +22,8 @@ from moecap_sim.perf.efficiency import Calibration, engine_family, load_calibrat
 from moecap_sim.perf.uncertainty import prediction_class, uncertainty
 from moecap_sim.perf.serving import Serving, Speculation, burst, serve
 from moecap_sim.perf.step import build_context
+from moecap_sim.results import CONTRACT_KEYS  # the keys of the JSON contract (one home)
 from moecap_sim.routing import get_routing_profile
-
-CONTRACT_KEYS = ("model", "hardware", "engine", "precision", "parallelism", "workload", "fits", "memory", "placement",
-                 "ttft_s", "tpot_s", "prefill_tokens_per_s", "output_tokens_per_s", "total_tokens_per_s",
-                 "per_user_tokens_per_s", "requests_per_s", "s_mbu", "s_mfu", "mbu", "mfu", "bottleneck", "cost",
-                 "energy", "accuracy", "routing", "assumptions", "uncertainty")
 
 _STRATEGY_ORDER = ("none", "cpu-experts", "expert-cache", "cpu-only", "nvme")
 

@@ -84,3 +84,22 @@ def test_console_script_cold_start_runs():
     r = subprocess.run([sys.executable, "-m", "moecap_sim", "predict", "--model", "deepseek-r1", "--hw", "l4x4"],
                        capture_output=True, text=True, timeout=60)
     assert r.returncode == 0 and "does not fit" in r.stdout
+
+
+def test_predict_result_is_typed_and_the_committed_schema_is_current():
+    """predict's JSON validates against the typed result (fitting or not), and the JSON Schema
+    committed for the contract is what the model generates."""
+    import subprocess
+
+    from moecap_sim.predict import predict
+    from moecap_sim.results import SCHEMA_PATH, PredictionResult, schema
+
+    ok = PredictionResult.model_validate(predict("mixtral-8x7b", "h100x8", precision="fp8", batch=8))
+    assert ok.fits and ok.tpot_s > 0 and ok.output_tokens_per_s > 0
+    no = PredictionResult.model_validate(predict("deepseek-r1", "l4x4"))
+    assert no.fits is False and no.tpot_s is None and no.best_feasible["fits"] is True
+    committed = json.loads(SCHEMA_PATH.read_text())
+    assert committed == json.loads(json.dumps(schema()))
+    assert set(committed["required"]) == set(CONTRACT_KEYS)
+    rc = subprocess.run([sys.executable, "-m", "moecap_sim.results", "--check"]).returncode
+    assert rc == 0

@@ -12,7 +12,7 @@ $/hour bases:
 Power model (documented assumption, not fitted): an active accelerator draws
 ``idle + (TDP − idle) × (0.35 + 0.65 × u)`` where ``u = max(S-MBU, S-MFU)`` of the phase it runs
 — GPUs that are streaming weights keep clocks up, so even memory-bound decode draws well
-above idle (public measurements such as ML.ENERGY show 50–70% of TDP for LLM decode, mem?).
+above idle (public measurements such as ML.ENERGY show 50–70% of TDP for LLM decode; assumption: recalled, not checked against a source).
 Unused accelerators draw idle.  CPU sockets draw ``0.3 × TDP`` plus ``0.7 × TDP × u_cpu`` (u_cpu
 is host DRAM utilisation when the CPU computes experts, 0.1 for an engine loop).  Plus the
 chassis's ``host_power_w``.  Idle power defaults to 20% of TDP when a spec has none.

@@ -5,22 +5,22 @@ The defaults below are *documented priors*, not fitted to any published end-to-e
 
 * ``bw`` — achieved fraction of datasheet memory bandwidth by large streaming kernels.
   NVIDIA HBM/GDDR: 0.85 (STREAM-like copies reach 80–90% of peak; reference table §1b note).
-  AMD Instinct: 0.75 (MI300X measured ~4.0 of 5.3 TB/s in public microbenchmarks, mem?).
+  AMD Instinct: 0.75 (MI300X measured ~4.0 of 5.3 TB/s in public microbenchmarks; assumption: recalled, not checked against a source).
   x86 DRAM: 0.70 (STREAM triad typically 70–85% of theoretical; reference table §3).
-  Apple unified memory: 0.75 (mem?).
+  Apple unified memory: 0.75 (assumption: recalled, not checked against a source).
 * ``flop`` — achieved fraction of the dense tensor peak by large GEMMs: 0.70 NVIDIA
-  (cuBLAS bf16 GEMMs reach 70–80% of dense peak, mem?), 0.55 AMD, 0.60 Gaudi, 0.45 CPU AMX /
-  AVX-512 (oneDNN GEMM, mem?), 0.50 Apple GPU.
+  (cuBLAS bf16 GEMMs reach 70–80% of dense peak; assumption: recalled, not checked against a source), 0.55 AMD, 0.60 Gaudi, 0.45 CPU AMX /
+  AVX-512 (oneDNN GEMM; assumption: recalled, not checked against a source), 0.50 Apple GPU.
 * ``attention`` — FlashAttention-class kernels reach ~50% of dense peak (FA2 paper: 50–73% on
   A100 forward), applied to the score/value FLOPs.
 * ``moe_grouped`` — multiplier on ``bw`` for fused grouped-GEMM MoE kernels reading many small
-  expert matrices (vLLM/SGLang Triton fused_moe reaches ~70–80% of a dense GEMV's bandwidth, mem?).
+  expert matrices (vLLM/SGLang Triton fused_moe reaches ~70–80% of a dense GEMV's bandwidth; assumption: recalled, not checked against a source).
 * ``link`` — achieved fraction of interconnect bandwidth: 0.80 (NCCL bus bandwidth ~80% of
   NVLink; pinned PCIe copies 80–88% of theoretical, reference table §3).
 * ``kernel_launch_us`` — per kernel without CUDA graphs (PyTorch eager dispatch + launch,
-  ~5–10 µs, mem?); ``graph_kernel_us`` — per kernel inside a replayed CUDA graph (~1.5 µs gap).
+  ~5–10 µs; assumption: recalled, not checked against a source); ``graph_kernel_us`` — per kernel inside a replayed CUDA graph (~1.5 µs gap).
 * ``collective_latency_us`` — per all-reduce/all-to-all step on NVLink (NCCL small-message
-  latency ~5–10 µs, mem?); PCIe-only systems use their link's own latency.
+  latency ~5–10 µs; assumption: recalled, not checked against a source); PCIe-only systems use their link's own latency.
 * ``overlap_p`` — the smooth-roofline exponent: ``t = (t_mem^p + t_cmp^p)^(1/p)``.  p = 2 is an
   assumption (ridge-point kernels reach ~70% of either roof); adopting it lowered the
   cross-validated error on the published measurements (validation/published) from 45.7% to 44.2%
