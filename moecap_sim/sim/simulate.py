@@ -11,17 +11,19 @@ hourly price.  Same inputs and seed, same result.
 from __future__ import annotations
 
 import time
-from typing import Any, Callable, Optional
+from dataclasses import replace
+from typing import Any, Callable, Optional, Union
 
 import numpy as np
 import simpy
 
+from moecap_sim.config import ServingConfig
 from moecap_sim.errors import UserError
 from moecap_sim.perf.cost import usd_per_million
+from moecap_sim.perf.predictor import make_predictor
 from moecap_sim.predict import predict_with_context
 from moecap_sim.sim.replica import Replica
 from moecap_sim.sim.requests import Request, load_workload
-from moecap_sim.perf.predictor import make_predictor
 from moecap_sim.sim.steptable import StepTable
 
 
@@ -33,28 +35,33 @@ def _pct(values: list[float]) -> dict[str, Optional[float]]:
             "p99": float(np.percentile(a, 99)), "max": float(a.max())}
 
 
-def simulate(model: str, hw: str, *, workload: str = "poisson", requests: Optional[int] = None, rate: float = 1.0,
-             input_len: int = 1024, output_len: int = 256, seed: int = 0, rate_scale: float = 1.0,
-             precision: Optional[str] = None, kv_dtype: Optional[str] = None, engine: Optional[str] = None,
-             tp: Optional[int] = None, ep: int = 1, pp: int = 1, dp: int = 1, offload: str = "auto",
-             gpu_memory_utilization: float = 0.9, pricing: str = "on-demand", calibration: Optional[str] = None,
+def simulate(model: Union[str, ServingConfig], hw: Optional[str] = None, *, workload: str = "poisson",
+             requests: Optional[int] = None, rate: float = 1.0, seed: int = 0, rate_scale: float = 1.0,
              max_sim_time_s: Optional[float] = None, return_requests: bool = False,
-             progress: Optional[Callable[[int, int], None]] = None) -> dict[str, Any]:
-    """Simulate serving ``workload`` on ``hw``; lengths in tokens, times in seconds.
-    ``progress(done, total)`` is called as requests finish (the CLI draws a bar with it)."""
+             progress: Optional[Callable[[int, int], None]] = None, **serving: Any) -> dict[str, Any]:
+    """Simulate serving ``workload`` on ``hw``; lengths in tokens, times in seconds.  The serving
+    configuration is a :class:`~moecap_sim.config.ServingConfig` (or ``model``, ``hw`` and its
+    fields as keywords: precision, engine, tp, nodes, ...); ``input_len``/``output_len`` also
+    shape the synthetic workloads.  ``progress(done, total)`` is called as requests finish (the
+    CLI draws a bar with it)."""
     from moecap_sim.inputs import SimulateArgs, check_args
 
-    check_args(SimulateArgs, requests=requests, rate=rate, input_len=input_len, output_len=output_len, seed=seed,
-               rate_scale=rate_scale, precision=precision, kv_dtype=kv_dtype, engine=engine, tp=tp, ep=ep, pp=pp,
-               dp=dp, offload=offload, gpu_memory_utilization=gpu_memory_utilization, pricing=pricing,
-               calibration=calibration, max_sim_time_s=max_sim_time_s)
+    cfg = model if isinstance(model, ServingConfig) else ServingConfig.from_kwargs(model, hw or "", **serving)
+    if isinstance(model, ServingConfig) and serving:
+        cfg = replace(cfg, **serving)
+    check_args(SimulateArgs, requests=requests, rate=rate, input_len=cfg.input_len, output_len=cfg.output_len,
+               seed=seed, rate_scale=rate_scale, precision=cfg.precision, kv_dtype=cfg.kv_dtype, engine=cfg.engine,
+               tp=cfg.tp, ep=cfg.ep, pp=cfg.pp, dp=cfg.dp, offload=cfg.offload,
+               gpu_memory_utilization=cfg.gpu_memory_utilization, pricing=cfg.pricing,
+               calibration=cfg.calibration if isinstance(cfg.calibration, str) else None,
+               max_sim_time_s=max_sim_time_s)
+    input_len, output_len = cfg.input_len, cfg.output_len
     reqs, desc = load_workload(workload, requests=requests, rate=rate, input_len=input_len, output_len=output_len,
                                seed=seed, rate_scale=rate_scale)
     mean_in = int(round(np.mean([r.input_tokens for r in reqs])))
     mean_out = int(round(np.mean([r.output_tokens for r in reqs])))
-    pred = predict_with_context(model, hw, precision=precision, kv_dtype=kv_dtype, engine=engine, tp=tp, ep=ep,
-                                pp=pp, dp=dp, batch="max", input_len=mean_in, output_len=mean_out, offload=offload,
-                                gpu_memory_utilization=gpu_memory_utilization, pricing=pricing, calibration=calibration)
+    pred = predict_with_context(replace(cfg, batch="max", input_len=mean_in, output_len=mean_out, requests=None,
+                                        max_tpot_s=None))
     res = pred.result
     if not res["fits"]:
         return {"fits": False, "reason": res.get("reason"), "suggestions": res.get("suggestions"),
