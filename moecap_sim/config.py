@@ -69,7 +69,8 @@ class ServingConfig:
                                            "this (SLO-bound serving; 1/target per-user tok/s).")
     mtp_draft_tokens: int = _f(0, "Speculative decoding (MTP/EAGLE): draft tokens proposed per step.")
     mtp_acceptance: float = _f(0.7, "Speculative decoding: probability each successive draft token is accepted.")
-    gpu_memory_utilization: float = _f(0.9, "Fraction of device memory the engine may use.")
+    gpu_memory_utilization: Optional[float] = _f(None, "Fraction of device memory the engine may use (default: "
+                                                       "the engine's own: vLLM 0.9; llama.cpp has no pool, 1.0).")
     pricing: str = _f("on-demand", "on-demand | spot | owned.")
     calibration: Optional[Any] = _f(None, "Calibration file (`moecap-sim calibrate`), or a Calibration object; "
                                           "replaces the fitted/default efficiency factors.")
@@ -108,6 +109,8 @@ class ServingConfig:
             raise UserError(f"--max-tpot-s must be a positive number of seconds, got {self.max_tpot_s!r}")
         for name, lo in (("amortize_years", 1e-9), ("usd_per_kwh", 0.0), ("pue", 1.0), ("gpu_memory_utilization", 0.05)):
             v = getattr(self, name)
+            if v is None and name == "gpu_memory_utilization":
+                continue
             if not (isinstance(v, (int, float)) and math.isfinite(v) and v >= lo):
                 raise UserError(f"{_flag(name)} must be a finite number ≥ {lo:g}, got {v!r}")
 

@@ -45,6 +45,15 @@ class MemoryPolicy:
     max_num_seqs: int = 256
     runtime_reserve_gb: float = 1.5
     host_reserve_fraction: float = 0.10
+    #: an absolute host reserve instead of the fraction (engines whose weights are mmap'd into the
+    #: page cache need only the OS's few GB)
+    host_reserve_gb: Optional[float] = None
+
+    def host_usable_bytes(self, dram_gb: float) -> float:
+        """Host DRAM the placement may fill — the one home of the host reserve."""
+        if self.host_reserve_gb is not None:
+            return max(0.0, (dram_gb - self.host_reserve_gb) * GB)
+        return dram_gb * GB * (1 - self.host_reserve_fraction)
     min_cached_layers: int = 2  # expert cache must hold the active experts of this many layers
 
 
@@ -171,7 +180,7 @@ def plan_memory(dep: Deployment, *, input_len: int = 1024, output_len: int = 256
     w_total = sum(wb.values())
     experts_total = wb["experts"]
     host = dep.system.host
-    host_usable = host.dram_gb * GB * (1 - policy.host_reserve_fraction)
+    host_usable = policy.host_usable_bytes(host.dram_gb)
     nvme = (host.nvme_gb or 0.0) * GB
 
     if dep.cpu_only:
@@ -281,7 +290,7 @@ def _unsharded(dep: Deployment) -> Deployment:
 
 def _why(ok_host: bool, need: float, have: float, what: str, where: str, budget: float, kv_seq: float, n: int, replicas: int) -> str:
     if not ok_host:
-        return f"{what} need {need / GB:.0f} GB but {where} offers {have / GB:.0f} GB (90% of installed)"
+        return f"{what} need {need / GB:.0f} GB but {where} offers {have / GB:.0f} GB (installed less the OS reserve)"
     if budget <= 0:
         return f"the rest of the weights and activations do not fit in device memory ({budget / GB:.1f} GB short)"
     if n < replicas:
@@ -370,7 +379,8 @@ def suggest_changes(dep: Deployment, *, input_len: int, output_len: int, policy:
     for price, purchase, name, p in fitting[:max_systems]:
         cost = f"${price:.2f}/h on demand" if price != float("inf") else (f"~${purchase:,.0f} to buy" if purchase != float("inf") else "no price")
         out.append(f"system {name}: fits at {dep.scheme.name} with TP over all devices ({p.max_concurrent_seqs} concurrent sequences, {cost})")
-    need_host = plan.expert_weights_total_gb / (1 - policy.host_reserve_fraction)
+    need_host = (plan.expert_weights_total_gb + policy.host_reserve_gb if policy.host_reserve_gb is not None
+                 else plan.expert_weights_total_gb / (1 - policy.host_reserve_fraction))
     if need_host > dep.system.host.dram_gb and dep.model.arch.moe_layers and not dep.cpu_only:
         out.append(f"host memory: offloading the routed experts needs ≥ {need_host:.0f} GB of DRAM "
                    f"(system has {dep.system.host.dram_gb:.0f} GB)")

@@ -36,7 +36,8 @@ def _policy(engine: EngineSpec, input_len: int) -> MemoryPolicy:
     tokens = engine.max_num_batched_tokens
     if engine.batching == "static":
         tokens = min(tokens, engine.max_num_seqs * input_len)
-    return MemoryPolicy(max_num_batched_tokens=tokens, max_num_seqs=engine.max_num_seqs)
+    return MemoryPolicy(max_num_batched_tokens=tokens, max_num_seqs=engine.max_num_seqs,
+                        runtime_reserve_gb=engine.runtime_reserve_gb, host_reserve_gb=engine.host_reserve_gb)
 
 
 def _with_overrides(engine: EngineSpec, cfg: ServingConfig, dep: Optional[Deployment] = None) -> EngineSpec:
@@ -182,9 +183,12 @@ def predict_with_context(model: Union[str, ServingConfig], hw: Optional[str] = N
     ``best_feasible`` (see :func:`best_feasible`)."""
     cfg = _config(model, hw, options)
     _check_config(cfg)
+    requested_engine = get_engine(cfg.engine) if cfg.engine else None
+    gmu = cfg.gpu_memory_utilization or (requested_engine.gpu_memory_utilization if requested_engine else
+                                         get_engine("vllm").gpu_memory_utilization)
     dep = resolve_deployment(cfg.model, cfg.hw, precision=cfg.precision, kv_dtype=cfg.kv_dtype, tp=cfg.tp,
                              pp=cfg.pp, dp=cfg.dp, ep=cfg.ep, nodes=cfg.nodes, attention_dp=cfg.attention_dp,
-                             gpu_memory_utilization=cfg.gpu_memory_utilization)
+                             gpu_memory_utilization=gmu)
     calib = (cfg.calibration if isinstance(cfg.calibration, Calibration)
              else load_calibration(cfg.calibration) if cfg.calibration else None)
     notes: list[str] = list(dep.notes)
@@ -247,7 +251,7 @@ def _check_config(cfg: ServingConfig) -> None:
     file_calibration = cfg.calibration if isinstance(cfg.calibration, str) else None
     check_args(ServingArgs, precision=cfg.precision, kv_dtype=cfg.kv_dtype, engine=cfg.engine, tp=cfg.tp, ep=cfg.ep,
                pp=cfg.pp, dp=cfg.dp, batch=cfg.batch, input_len=cfg.input_len, output_len=cfg.output_len,
-               offload=cfg.offload, pricing=cfg.pricing, gpu_memory_utilization=cfg.gpu_memory_utilization,
+               offload=cfg.offload, pricing=cfg.pricing, gpu_memory_utilization=cfg.gpu_memory_utilization or 0.9,
                calibration=file_calibration, amortize_years=cfg.amortize_years, usd_per_kwh=cfg.usd_per_kwh,
                pue=cfg.pue)
     if file_calibration:

@@ -48,6 +48,20 @@ class EngineSpec(BaseModel):
     #: split-KV decode + combine), ``linear`` (linear-attention conv/state kernels),
     #: ``shared_experts`` (gate-up, activation, down)
     extra_kernels: dict[str, int] = {}
+    #: fraction of device memory the engine takes for weights, activations and KV (vLLM's
+    #: --gpu-memory-utilization; 1.0 for engines that allocate what they need without a pool)
+    gpu_memory_utilization: float = Field(default=0.9, gt=0.05, le=1.0)
+    #: device memory outside the engine's pool per GPU: CUDA context, cuBLAS/NCCL workspaces,
+    #: CUDA-graph pools (vLLM measures ~1.5 GB of non-torch memory on a datacenter GPU)
+    runtime_reserve_gb: float = Field(default=1.5, ge=0, le=64)
+    #: host DRAM kept for the OS when weights live in host memory (None: 10 % of the DRAM)
+    host_reserve_gb: Optional[float] = Field(default=None, ge=0, le=10_000)
+    #: host-resident weights live in page-locked (pinned) memory; False for mmap'd GGUF files,
+    #: whose host→device copies are staged through a pinned bounce buffer
+    host_memory_pinned: bool = True
+    #: uploads of CPU-resident weights for GPU compute overlap the compute (False: the op's
+    #: weights are copied, then it runs, on one stream — llama.cpp's op offload)
+    upload_overlap: bool = True
     #: False for CPU GEMMs that repack plain-layout weights before multiplying (time = mem + compute)
     overlap_mem_compute: bool = True
     sources: dict[str, str]

@@ -43,6 +43,9 @@ ACT_BYTES = 2.0  # 16-bit activations
 #: the PCI-SIG rate, ~25 GB/s achieved by pinned copies; ~10 µs per transfer (assumption)
 FALLBACK_PCIE_GB_S = 25.0
 FALLBACK_PCIE_LATENCY_US = 10.0
+#: host→device copies from pageable memory run through a pinned staging buffer at about half the
+#: pinned rate (CUDA bandwidthTest pageable vs pinned on PCIe Gen4/Gen5 hosts: 40–60 %; assumption)
+PAGEABLE_COPY_FACTOR = 0.5
 #: a host without a declared NVMe bandwidth: one PCIe Gen3 x4 drive, ~2 GB/s sequential read
 #: (NVMe 1.3 drives of that generation; assumption)
 FALLBACK_NVME_GB_S = 2.0
@@ -228,7 +231,7 @@ def build_context(dep: Deployment, engine: EngineSpec, routing: RoutingProfile, 
         link, lat = FALLBACK_PCIE_GB_S, FALLBACK_PCIE_LATENCY_US  # through host PCIe (only if TP/EP > 1)
     host_link = dep.accelerator.host_link if dep.accelerator is not None and dep.accelerator.host_link else None
     experts_total = dep.model.arch.params_by_group()["experts"] * dep.scheme.bytes_per_param("experts")
-    host_usable = s.host.dram_gb * GB * (1 - MemoryPolicy().host_reserve_fraction)
+    host_usable = MemoryPolicy(host_reserve_gb=engine.host_reserve_gb).host_usable_bytes(s.host.dram_gb)
     dram_frac = min(1.0, host_usable / experts_total) if experts_total else 1.0
     return CostContext(dep=dep, engine=engine, routing=routing, placement=placement, accel=accel, cpu=cpu,
                        link_gb_s=link, link_latency_us=lat,
@@ -538,6 +541,12 @@ def _expert_load(lp: _LayerPass) -> _ExpertLoad:
                        shards, expert_bytes)
 
 
+def host_to_device_bytes_per_s(ctx: CostContext) -> float:
+    """Achieved host→device copy rate: the link at its efficiency, halved from pageable memory."""
+    pinned = 1.0 if ctx.engine.host_memory_pinned else PAGEABLE_COPY_FACTOR
+    return ctx.host_link_gb_s * GB * ctx.main.eff.link * pinned
+
+
 def _cpu_experts(lp: _LayerPass, load: _ExpertLoad) -> None:
     """Routed experts computed by the CPU from DRAM (KTransformers, llama.cpp --cpu-moe),
     overlapping the GPU part of the layer; for large passes (prefill) engines upload the
@@ -552,12 +561,13 @@ def _cpu_experts(lp: _LayerPass, load: _ExpertLoad) -> None:
     flop_eff = cpu.eff.flop * (WEIGHT_ONLY_FLOP_FACTOR if wo else 1.0)
     bw_eff = cpu.eff.bw * cpu.eff.moe_grouped
     t = cpu.roofline(b, f, dt, flop_eff, bw_eff)
-    t_up = b / (ctx.host_link_gb_s * GB * unit.eff.link)
+    t_up = b / host_to_device_bytes_per_s(ctx)
     t_gpu = unit.roofline(0.0, f, unit.compute_dtype(scheme.dtype_of("experts"))[0])
+    t_offload = max(t_up, t_gpu) if ctx.engine.upload_overlap else t_up + t_gpu
     lp.acc["host"] += b
-    if lp.phase == "prefill" and max(t_up, t_gpu) < t:
-        _add(lp.ops, Op("expert_upload", "link", "pcie", max(t_up, t_gpu), b, f, b, 0.0))
-        lp.time_s += max(t_up, t_gpu)
+    if lp.phase == "prefill" and t_offload < t:
+        _add(lp.ops, Op("expert_upload", "link", "pcie", t_offload, b, f, b, 0.0))
+        lp.time_s += t_offload
     else:
         _add(lp.ops, Op("cpu_experts", "cpu", _resource(cpu, b, f, dt, flop_eff, bw_eff), t, b, f, b, 0.0))
         sync = ctx.engine.cpu_sync_us * 1e-6 + 2 * lp.tokens * h * ACT_BYTES / (ctx.host_link_gb_s * GB)
@@ -601,7 +611,7 @@ def _expert_fetch(lp: _LayerPass, load: _ExpertLoad) -> None:
     cached = ctx.cache_experts_per_layer if ctx.cache_experts_per_layer is not None else 0.0
     hit = ctx.routing.cache_hit_rate(int(cached)) if lp.phase == "decode" else min(1.0, cached / m.num_experts)
     miss_bytes = load.bytes_dev * (1.0 - hit)
-    bw = ctx.host_link_gb_s * GB * unit.eff.link
+    bw = host_to_device_bytes_per_s(ctx)
     latency = ctx.host_link_latency_us * 1e-6 if miss_bytes else 0.0
     t_fetch = miss_bytes / bw + latency
     if ctx.placement == "nvme":
