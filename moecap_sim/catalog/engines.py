@@ -40,6 +40,9 @@ class EngineSpec(BaseModel):
     kernels_per_expert: int = Field(default=3, gt=0, le=200)
     #: times an unfused decode attention streams the KV cache, per attention kind (default once)
     decode_kv_passes: dict[str, int] = {}
+    #: decode attention costs every query head its own pass over the shared K/V (GQA run as if
+    #: the KV heads were repeated: CPU SDPA with enable_gqa times like MHA with as many KV heads)
+    gqa_kv_expansion: bool = False
     #: scheduler caps the engine picks by itself on large devices (vLLM V1: >= 70 GiB, not A100):
     #: ``{min_memory_gib, exclude_devices, max_num_seqs, max_num_batched_tokens}``
     large_device_defaults: Optional[dict] = None

@@ -373,6 +373,8 @@ def _attention_core(ctx: CostContext, a, phase: str, seqs: int, new_tokens: int,
         # an unfused decode attention (scores and values as two batched GEMMs, e.g. absorbed MLA
         # in eager PyTorch) streams the cache once per GEMM; fused kernels read it once
         passes = ctx.engine.decode_kv_passes.get(a.kind, 1)
+        if ctx.engine.gqa_kv_expansion and a.kind == "gqa" and a.num_kv_heads < a.num_heads:
+            passes *= a.num_heads / a.num_kv_heads  # each query head of a group streams the shared K/V
         kv_read = seqs * ctx_eff * kv_elems_dev * dep.kv_bytes * passes
         flops = T * per_ctx_flops * ctx_eff / tp
     else:
