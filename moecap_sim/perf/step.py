@@ -493,12 +493,38 @@ def _attention(lp: _LayerPass) -> None:
     h = lp.ctx.dep.model.arch.hidden_size
     lp.weight_gemm("attn_proj", a.params, "attention", lp.tp, extra_bytes=lp.tokens * 4 * h * ACT_BYTES / lp.tp)
     kv_read, flops = _attention_core(lp.ctx, a, lp.phase, lp.seqs, lp.new_tokens, lp.context, lp.tp)
+    t_gemm = _mla_decode_as_gemms(lp, kv_read)
+    if t_gemm is not None:
+        _add(lp.ops, Op("attn_core", "cpu" if lp.on_cpu else "accelerator", "dram" if lp.on_cpu else "hbm", t_gemm,
+                        kv_read, flops, 0.0, kv_read))
+        lp.time_s += t_gemm
+        lp.acc["kv"] += kv_read * lp.tp
+        return
     if lp.prefill_tokens:
         kv_p, flops_p = _attention_core(lp.ctx, a, "prefill", lp.prefill_seqs,
                                         lp.prefill_tokens // max(1, lp.prefill_seqs), lp.prefill_context, lp.tp)
         kv_read, flops = kv_read + kv_p, flops + flops_p
     lp.time_s += lp.run("attn_core", kv_read, flops, dtype=lp.act_dtype, kvbytes=kv_read, flop_eff=lp.unit.eff.attention)
     lp.acc["kv"] += kv_read * lp.tp
+
+
+def _mla_decode_as_gemms(lp: _LayerPass, kv_read: float) -> Optional[float]:
+    """Absorbed MLA decode run unfused (scores and values as two batched GEMMs over the latent
+    cache, as eager PyTorch does) on a probed device: each pass is a GEMM whose "weights" are the
+    cached latents and whose rows are the query heads, so it is timed on the probe's measured
+    weight-GEMM curve at that many rows.  None where this does not apply (fused kernels, or a
+    datasheet-only unit)."""
+    from moecap_sim.perf.achieved import weight_gb_s
+
+    a, unit, ctx = lp.layer.attention, lp.unit, lp.ctx
+    passes = ctx.engine.decode_kv_passes.get("mla", 1)
+    if a.kind != "mla" or lp.phase != "decode" or lp.prefill_tokens or passes < 2 or unit.achieved is None:
+        return None
+    curve = unit.achieved.gemm_weight_gb_s_by_rows.get(lp.act_dtype)
+    if not curve or not kv_read:
+        return None
+    rows = max(1.0, a.num_heads * lp.new_tokens / lp.tp)
+    return kv_read / (weight_gb_s(curve, rows) * GB * unit.eff.attention)
 
 
 def _dense_parts(lp: _LayerPass) -> None:
