@@ -91,6 +91,10 @@ class ServingConfig:
             v = getattr(self, name)
             if not isinstance(v, int) or v < 1:
                 raise UserError(f"{_flag(name)} must be an integer ≥ 1, got {v!r}")
+        if self.nodes > 1024:
+            raise UserError(f"--nodes above 1024 boxes ({self.nodes}) is outside what the model is meant for")
+        if self.requests is not None and self.requests > 100_000_000:
+            raise UserError(f"--requests above 1e8 ({self.requests})")
         if self.input_len > 10_000_000 or self.output_len > 10_000_000:
             raise UserError(f"--input-len/--output-len above 10M tokens ({self.input_len}, {self.output_len})")
         if self.output_len_dist not in ("fixed", "exponential"):
