@@ -7,7 +7,6 @@ prices in USD.
 
 from __future__ import annotations
 
-import math
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any, Optional, Union
 
@@ -17,11 +16,6 @@ Batch = Union[int, str]  # a positive int or "max"
 
 #: where routed experts (or the whole model) live — the one list of placements
 OFFLOAD_STRATEGIES = ("none", "expert-cache", "cpu-experts", "cpu-only", "nvme")
-
-
-def _flag(name: str) -> str:
-    """The CLI flag of a field (``input_len`` → ``--input-len``), so API and CLI errors agree."""
-    return "--" + name.replace("_", "-")
 
 
 def _f(default: Any, help_text: str) -> Any:
@@ -79,44 +73,13 @@ class ServingConfig:
     pue: float = _f(1.3, "Owned pricing: data-centre power usage effectiveness.")
 
     def __post_init__(self) -> None:
-        b = self.batch
-        if isinstance(b, str) and b != "max":
-            try:
-                object.__setattr__(self, "batch", int(b))
-            except ValueError:
-                raise UserError(f"--batch must be a positive integer or 'max', got '{b}'") from None
-        if self.batch != "max" and int(self.batch) < 1:
-            raise UserError(f"--batch must be ≥ 1, got {self.batch}")
-        for name in ("input_len", "output_len", "nodes", "ep", "pp", "dp"):
-            v = getattr(self, name)
-            if not isinstance(v, int) or v < 1:
-                raise UserError(f"{_flag(name)} must be an integer ≥ 1, got {v!r}")
-        if self.nodes > 1024:
-            raise UserError(f"--nodes above 1024 boxes ({self.nodes}) is outside what the model is meant for")
-        if self.requests is not None and self.requests > 100_000_000:
-            raise UserError(f"--requests above 1e8 ({self.requests})")
-        if self.input_len > 10_000_000 or self.output_len > 10_000_000:
-            raise UserError(f"--input-len/--output-len above 10M tokens ({self.input_len}, {self.output_len})")
-        if self.output_len_dist not in ("fixed", "exponential"):
-            raise UserError(f"--output-len-dist must be fixed or exponential, got {self.output_len_dist!r}")
-        for name in ("max_num_seqs", "max_num_batched_tokens", "tp", "threads", "requests"):
-            v = getattr(self, name)
-            if v is not None and (not isinstance(v, int) or v < 1):
-                raise UserError(f"{_flag(name)} must be an integer ≥ 1, got {v!r}")
-        if self.n_cpu_moe is not None and self.n_cpu_moe < 0:
-            raise UserError(f"--n-cpu-moe must be ≥ 0, got {self.n_cpu_moe}")
-        if not 0 <= self.mtp_draft_tokens <= 16:
-            raise UserError(f"--mtp-draft-tokens must be in 0..16, got {self.mtp_draft_tokens}")
-        if not (math.isfinite(self.mtp_acceptance) and 0.0 <= self.mtp_acceptance <= 1.0):
-            raise UserError(f"--mtp-acceptance must be in [0, 1], got {self.mtp_acceptance}")
-        if self.max_tpot_s is not None and not (math.isfinite(self.max_tpot_s) and 0 < self.max_tpot_s <= 3600):
-            raise UserError(f"--max-tpot-s must be a positive number of seconds, got {self.max_tpot_s!r}")
-        for name, lo in (("amortize_years", 1e-9), ("usd_per_kwh", 0.0), ("pue", 1.0), ("gpu_memory_utilization", 0.05)):
-            v = getattr(self, name)
-            if v is None and name == "gpu_memory_utilization":
-                continue
-            if not (isinstance(v, (int, float)) and math.isfinite(v) and v >= lo):
-                raise UserError(f"{_flag(name)} must be a finite number ≥ {lo:g}, got {v!r}")
+        """Check every option once, at the boundary (:class:`moecap_sim.inputs.ServingOptionsArgs`:
+        finite, in range, names known); errors name the CLI flag.  ``batch`` is parsed here."""
+        from moecap_sim.inputs import ServingOptionsArgs, check_args
+
+        kw = {name: getattr(self, name) for name in ServingOptionsArgs.model_fields}
+        kw["calibration"] = self.calibration if isinstance(self.calibration, str) else None
+        object.__setattr__(self, "batch", check_args(ServingOptionsArgs, **kw).batch)
 
     @classmethod
     def from_kwargs(cls, model: str, hw: str, **kwargs: Any) -> "ServingConfig":

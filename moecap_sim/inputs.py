@@ -104,7 +104,7 @@ class ServingArgs(_Args):
     input_len: Tokens = 1024
     output_len: Tokens = 256
     offload: str = "auto"
-    gpu_memory_utilization: Annotated[float, Field(ge=0.05, le=1.0, allow_inf_nan=False)] = 0.9
+    gpu_memory_utilization: Optional[Annotated[float, Field(ge=0.05, le=1.0, allow_inf_nan=False)]] = None
     pricing: Literal["on-demand", "spot", "owned"] = "on-demand"
     calibration: Optional[str] = None
     amortize_years: Annotated[float, Field(gt=0, le=50, allow_inf_nan=False)] = 3.0
@@ -130,6 +130,25 @@ class ServingArgs(_Args):
         if (self.tp or 1) * self.pp * self.dp > MAX_PARALLEL:
             raise ValueError(f"--tp × --pp × --dp = {(self.tp or 1) * self.pp * self.dp} devices exceeds {MAX_PARALLEL}")
         return self
+
+
+Count = Annotated[int, Field(ge=1, le=MAX_BATCH)]
+
+
+class ServingOptionsArgs(ServingArgs):
+    """Every numeric option of :class:`moecap_sim.config.ServingConfig` (layouts, scheduler caps,
+    operating points, speculative decoding) — the one place they are checked."""
+
+    nodes: Annotated[int, Field(ge=1, le=1024)] = 1
+    requests: Optional[Annotated[int, Field(ge=1, le=100_000_000)]] = None
+    output_len_dist: Literal["fixed", "exponential"] = "fixed"
+    n_cpu_moe: Optional[Annotated[int, Field(ge=0, le=MAX_LAYERS)]] = None
+    threads: Optional[Count] = None
+    max_num_seqs: Optional[Count] = None
+    max_num_batched_tokens: Optional[Annotated[int, Field(ge=1, le=1 << 30)]] = None
+    max_tpot_s: Optional[Annotated[float, Field(gt=0, le=3600, allow_inf_nan=False)]] = None
+    mtp_draft_tokens: Annotated[int, Field(ge=0, le=16)] = 0
+    mtp_acceptance: Annotated[float, Field(ge=0, le=1, allow_inf_nan=False)] = 0.7
 
 
 class SimulateArgs(ServingArgs):

@@ -120,7 +120,7 @@ def predict(model: Union[str, ServingConfig], hw: Optional[str] = None, **option
     accuracy.  Pass a :class:`~moecap_sim.config.ServingConfig`, or ``model``, ``hw`` and any of
     its fields as keywords (lengths in tokens; ``batch`` is the system-wide number of concurrent
     sequences or ``"max"``)."""
-    return predict_with_context(model, hw, **options).result
+    return predict_with_context(model, hw, search_feasible=True, **options).result
 
 
 @dataclass
@@ -156,8 +156,8 @@ def best_feasible(cfg: ServingConfig) -> Optional[dict[str, Any]]:
         for prec, offload in ((p, o) for p in _FEASIBLE_PRECISIONS for o in tier):
             try:
                 p = predict_with_context(replace(cfg, precision=None if prec == "native" else prec, offload=offload,
-                                                 engine=None, n_cpu_moe=None, batch=1, requests=None, max_tpot_s=None),
-                                         search_feasible=False).result
+                                                 engine=None, n_cpu_moe=None, batch=1, requests=None, max_tpot_s=None)
+                                         ).result
             except UserError:
                 continue
             if not p["fits"]:
@@ -176,11 +176,12 @@ def best_feasible(cfg: ServingConfig) -> Optional[dict[str, Any]]:
     return best
 
 
-def predict_with_context(model: Union[str, ServingConfig], hw: Optional[str] = None, *, search_feasible: bool = True,
+def predict_with_context(model: Union[str, ServingConfig], hw: Optional[str] = None, *, search_feasible: bool = False,
                          **options: Any) -> Prediction:
     """:func:`predict`, also returning the deployment, memory plan and cost-model context.
-    When the requested deployment does not fit and ``search_feasible``, the result carries
-    ``best_feasible`` (see :func:`best_feasible`)."""
+    When the requested deployment does not fit and ``search_feasible`` (what :func:`predict`
+    asks for; the internal callers — simulate, plan, the published runner and its fit — skip the
+    search), the result carries ``best_feasible`` (see :func:`best_feasible`)."""
     cfg = _config(model, hw, options)
     _check_config(cfg)
     requested_engine = get_engine(cfg.engine) if cfg.engine else None
@@ -245,17 +246,12 @@ def predict_with_context(model: Union[str, ServingConfig], hw: Optional[str] = N
 
 
 def _check_config(cfg: ServingConfig) -> None:
-    """Every number finite and in range, every name known, before any work (exit 2 otherwise)."""
-    from moecap_sim.inputs import ServingArgs, check_args, check_calibration_file
+    """What the configuration's own checks cannot see: the calibration file's content and
+    options that contradict each other."""
+    from moecap_sim.inputs import check_calibration_file
 
-    file_calibration = cfg.calibration if isinstance(cfg.calibration, str) else None
-    check_args(ServingArgs, precision=cfg.precision, kv_dtype=cfg.kv_dtype, engine=cfg.engine, tp=cfg.tp, ep=cfg.ep,
-               pp=cfg.pp, dp=cfg.dp, batch=cfg.batch, input_len=cfg.input_len, output_len=cfg.output_len,
-               offload=cfg.offload, pricing=cfg.pricing, gpu_memory_utilization=cfg.gpu_memory_utilization or 0.9,
-               calibration=file_calibration, amortize_years=cfg.amortize_years, usd_per_kwh=cfg.usd_per_kwh,
-               pue=cfg.pue)
-    if file_calibration:
-        check_calibration_file(file_calibration)
+    if isinstance(cfg.calibration, str):
+        check_calibration_file(cfg.calibration)
     if cfg.n_cpu_moe is not None and cfg.offload not in ("auto", "cpu-experts"):
         raise UserError(f"--n-cpu-moe keeps some layers' experts on the CPU: it needs --offload cpu-experts or auto, "
                         f"got --offload {cfg.offload}")

@@ -150,13 +150,22 @@ FITTED_PATH = Path(__file__).resolve().parent / "fitted_efficiency.json"
 
 
 @functools.lru_cache(maxsize=1)
+def fitted_data() -> dict:
+    """The fit on the published measurements as shipped (``fitted_efficiency.json``: factors per
+    group, held-out residual bands, which group each case fell in); {} when none is committed.
+    The one reader of that file: the efficiency defaults, the error bands and the published runner
+    all use it."""
+    return json.loads(FITTED_PATH.read_text(encoding="utf-8")) if FITTED_PATH.is_file() else {}
+
+
+@functools.lru_cache(maxsize=1)
 def fitted_defaults() -> Optional[Calibration]:
     """The efficiency factors fitted on the published measurements (``moecap-sim validate
     --published --fit``), shipped with the package; None when no fit has been committed."""
-    if not FITTED_PATH.is_file():
+    groups = fitted_data().get("groups", {})
+    if not groups:
         return None
-    data = json.loads(FITTED_PATH.read_text(encoding="utf-8"))
-    return parse_calibration({k: v["factors"] for k, v in data.get("groups", {}).items() if v.get("factors")},
+    return parse_calibration({k: v["factors"] for k, v in groups.items() if v.get("factors")},
                              f"fitted on published measurements ({FITTED_PATH.name})")
 
 

@@ -175,7 +175,7 @@ def serve(ctx: CostContext, batch_per_replica: int, input_len: int, output_len: 
     if disaggregated:
         micro = max(1, math.ceil(B / par.pp))
         step, decode_sb = _decode_step(ctx, micro, context, speculation)
-        tpot = step
+        tpot = decode_only = step
         out_tps = replicas * micro * par.pp / step
         decode_fraction = 1.0
     elif ctx.engine.batching == "continuous":
@@ -183,9 +183,10 @@ def serve(ctx: CostContext, batch_per_replica: int, input_len: int, output_len: 
         micro = max(1, math.ceil(d / par.pp))
         p_pass = micro * input_len / output_len  # prefill tokens per pass in steady state
         step, decode_sb = _decode_step(ctx, micro, context, speculation, _prefill_chunk(p_pass, input_len))
-        tpot, _ = _decode_step(ctx, micro, context, speculation,
-                               _prefill_chunk(p_pass * (micro - 1) / micro, input_len)) if micro > 1 else \
-            _decode_step(ctx, micro, context, speculation)
+        decode_only = _decode_step(ctx, micro, context, speculation)[0]
+        # a client's TPOT carries the other requests' prefills; alone in the batch, none
+        tpot = _decode_step(ctx, micro, context, speculation,
+                            _prefill_chunk(p_pass * (micro - 1) / micro, input_len))[0] if micro > 1 else decode_only
         out_tps = replicas * d / step if par.pp == 1 else replicas * micro * par.pp / step
         decode_fraction = 1.0 - min(1.0, p_pass / max(1.0, p_pass + micro))
         B = d
@@ -194,7 +195,7 @@ def serve(ctx: CostContext, batch_per_replica: int, input_len: int, output_len: 
         step, decode_sb = _decode_step(ctx, micro, context, speculation)
         prefill_per_request = input_len / prefill_tps_replica
         cycle = output_len * step + ttft + (B - 1) * prefill_per_request
-        tpot = step
+        tpot = decode_only = step
         out_tps = replicas * B * output_len / cycle
         decode_fraction = output_len * step / cycle
     req_s = out_tps / output_len
@@ -204,7 +205,7 @@ def serve(ctx: CostContext, batch_per_replica: int, input_len: int, output_len: 
                    requests_per_s=req_s, prefill=full, decode=decode_sb,
                    phase_metrics={"prefill": phase_utilisation(ctx, full), "decode": phase_utilisation(ctx, decode_sb)},
                    decode_time_fraction=decode_fraction,
-                   decode_only_step_s=_decode_step(ctx, micro, context, speculation)[0])
+                   decode_only_step_s=decode_only)
 
 
 def burst(ctx: CostContext, sv: Serving, requests_per_replica: int, input_len: int, output_len: int,

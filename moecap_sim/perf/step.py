@@ -493,18 +493,17 @@ def _attention(lp: _LayerPass) -> None:
     h = lp.ctx.dep.model.arch.hidden_size
     lp.weight_gemm("attn_proj", a.params, "attention", lp.tp, extra_bytes=lp.tokens * 4 * h * ACT_BYTES / lp.tp)
     kv_read, flops = _attention_core(lp.ctx, a, lp.phase, lp.seqs, lp.new_tokens, lp.context, lp.tp)
-    t_gemm = _mla_decode_as_gemms(lp, kv_read)
-    if t_gemm is not None:
-        _add(lp.ops, Op("attn_core", "cpu" if lp.on_cpu else "accelerator", "dram" if lp.on_cpu else "hbm", t_gemm,
-                        kv_read, flops, 0.0, kv_read))
-        lp.time_s += t_gemm
-        lp.acc["kv"] += kv_read * lp.tp
-        return
     if lp.prefill_tokens:
         kv_p, flops_p = _attention_core(lp.ctx, a, "prefill", lp.prefill_seqs,
                                         lp.prefill_tokens // max(1, lp.prefill_seqs), lp.prefill_context, lp.tp)
         kv_read, flops = kv_read + kv_p, flops + flops_p
-    lp.time_s += lp.run("attn_core", kv_read, flops, dtype=lp.act_dtype, kvbytes=kv_read, flop_eff=lp.unit.eff.attention)
+    t = _mla_decode_as_gemms(lp, kv_read)
+    if t is None:
+        t = lp.run("attn_core", kv_read, flops, dtype=lp.act_dtype, kvbytes=kv_read, flop_eff=lp.unit.eff.attention)
+    else:
+        _add(lp.ops, Op("attn_core", "cpu" if lp.on_cpu else "accelerator", "dram" if lp.on_cpu else "hbm", t,
+                        kv_read, flops, 0.0, kv_read))
+    lp.time_s += t
     lp.acc["kv"] += kv_read * lp.tp
 
 

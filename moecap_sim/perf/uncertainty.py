@@ -12,16 +12,9 @@ family have no published measurement, the band is marked ``extrapolated``.
 
 from __future__ import annotations
 
-import functools
-import json
 from typing import Any, Optional
 
-from moecap_sim.perf.efficiency import FITTED_PATH
-
-
-@functools.lru_cache(maxsize=1)
-def _fit_data() -> dict:
-    return json.loads(FITTED_PATH.read_text(encoding="utf-8")) if FITTED_PATH.is_file() else {}
+from moecap_sim.perf.efficiency import fitted_data
 
 
 def prediction_class(placement: str, unified_memory: bool, nodes: int, batch_per_replica: int) -> str:
@@ -41,7 +34,7 @@ def prediction_class(placement: str, unified_memory: bool, nodes: int, batch_per
 
 def uncertainty(cls: str, group: str) -> Optional[dict[str, Any]]:
     """``{class, n, p10_ratio, p90_ratio, band_pct, basis, extrapolated}`` or None without a fit."""
-    data = _fit_data()
+    data = fitted_data()
     bands = data.get("bands") or {}
     band = bands.get(cls) or bands.get("all")
     if not band:

@@ -52,7 +52,7 @@ def simulate(model: Union[str, ServingConfig], hw: Optional[str] = None, *, work
     check_args(SimulateArgs, requests=requests, rate=rate, input_len=cfg.input_len, output_len=cfg.output_len,
                seed=seed, rate_scale=rate_scale, precision=cfg.precision, kv_dtype=cfg.kv_dtype, engine=cfg.engine,
                tp=cfg.tp, ep=cfg.ep, pp=cfg.pp, dp=cfg.dp, offload=cfg.offload,
-               gpu_memory_utilization=cfg.gpu_memory_utilization or 0.9, pricing=cfg.pricing,
+               gpu_memory_utilization=cfg.gpu_memory_utilization, pricing=cfg.pricing,
                calibration=cfg.calibration if isinstance(cfg.calibration, str) else None,
                max_sim_time_s=max_sim_time_s)
     input_len, output_len = cfg.input_len, cfg.output_len

@@ -188,28 +188,9 @@ def _stream(timer: Timer, nbytes: int, repeats: int) -> dict:
 
 
 def _gemv(timer: Timer, dtype: str, shapes, rows: tuple, total_bytes: int, repeats: int) -> list:
-    """Skinny GEMMs against many distinct weight matrices (streamed from DRAM)."""
-    import torch
-    import torch.nn.functional as F
-
-    dt = getattr(torch, _DTYPES[dtype])
-    res = []
-    for k, n in shapes:
-        per = k * n * dt.itemsize
-        copies = max(2, int(total_bytes // per))
-        ws = [torch.randn(n, k, dtype=dt) * 0.02 for _ in range(copies)]
-        for m_rows in rows:
-            x = torch.randn(m_rows, k, dtype=dt)
-
-            def f():
-                for w in ws:
-                    F.linear(x, w)
-
-            m = timer.measure(f, repeats=repeats, warmup=1)
-            res.append({"dtype": dtype, "m": m_rows, "k": k, "n": n, "gb_s": copies * per / m.value(timer.estimator) / GB,
-                        "tflops": 2.0 * m_rows * k * n * copies / m.value(timer.estimator) / 1e12, "spread": round(m.spread, 3)})
-        del ws
-    return res
+    """Skinny GEMMs against many distinct weight matrices (streamed from DRAM): the same
+    measurement as :func:`_gemm_rows`, read by matrix size."""
+    return _gemm_rows(timer, dtype, shapes, rows, total_bytes, repeats)
 
 
 def _gemm(timer: Timer, dtype: str, shapes, repeats: int) -> list:

@@ -9,7 +9,7 @@ figure.  :func:`run_published` predicts every case and reports, per class and ov
 * ``median_ape`` / ``max_ape``;
 * ``bias`` — the signed geometric-mean ratio minus one (``exp(mean(log(pred/meas))) − 1``;
   positive = the tool is optimistic: predicted throughput too high or latency too low is
-  reported with the metric's own sign, see :func:`_signed_ratio`);
+  reported with the metric's own sign, see :func:`signed_ratio`);
 * ``cross_validated_mape`` — the same error when every case is predicted by efficiency factors
   fitted without it (k-fold, :mod:`moecap_sim.validation.published_fit`); equal to ``mape``
   when no fitted factors are in use.
@@ -30,7 +30,7 @@ import yaml
 
 from moecap_sim.errors import SpecError, UserError
 from moecap_sim.inputs import atomic_write_bytes
-from moecap_sim.perf.efficiency import FITTED_PATH, Calibration
+from moecap_sim.perf.efficiency import Calibration, fitted_data
 
 CLASSES = ("gpu-throughput", "gpu-latency", "gpu-cluster", "cpu", "hybrid", "offload", "apple")
 METRICS = ("output_tokens_per_s", "total_tokens_per_s", "prefill_tokens_per_s", "per_user_tokens_per_s",
@@ -40,6 +40,16 @@ HIGHER_IS_BETTER = {"output_tokens_per_s", "total_tokens_per_s", "prefill_tokens
 #: weight of a case in fits and weighted errors, by source reliability (A audited/reproducible,
 #: B documented single source, C anecdotal or underspecified)
 RELIABILITY_WEIGHT = {"A": 1.0, "B": 0.7, "C": 0.4}
+
+
+def _shown_path(p: Path) -> str:
+    """A path as written into outputs: relative to the source tree when inside it (no machine's
+    absolute paths in committed summaries), else as given."""
+    root = default_cases_path().parents[2]
+    try:
+        return str(p.resolve().relative_to(root))
+    except ValueError:
+        return str(p)
 
 
 def default_cases_path() -> Path:
@@ -106,7 +116,7 @@ def load_cases(path: Optional[str | Path] = None) -> list[Case]:
             problems.append(f"{where}: field 'measured.metric' = {case.metric!r} is not one of {', '.join(METRICS)}")
         if not (math.isfinite(case.measured) and case.measured > 0):
             problems.append(f"{where}: field 'measured.value' = {case.measured!r} must be a positive number")
-        if case.per not in ("system", "node", "gpu", "user"):
+        if case.per not in ("system", "node", "gpu"):
             problems.append(f"{where}: field 'measured.per' = {case.per!r} must be system, node or gpu")
         out.append(case)
     if problems:
@@ -143,7 +153,7 @@ class CaseResult:
                 "exact": c.exact, "predict": c.predict, "source": c.source, **self.extra}
 
 
-def _signed_ratio(metric: str, ratio: float) -> float:
+def signed_ratio(metric: str, ratio: float) -> float:
     """Ratio oriented so that > 1 means optimistic (faster than measured)."""
     return ratio if metric in HIGHER_IS_BETTER else 1.0 / ratio
 
@@ -151,9 +161,9 @@ def _signed_ratio(metric: str, ratio: float) -> float:
 def predict_case(case: Case, predict_fn: Optional[Callable[..., dict]] = None,
                  calibration: Optional[str] = None) -> CaseResult:
     """Predict one case; a refusal (bad mapping, does not fit) is recorded, not raised."""
-    from moecap_sim.predict import predict
+    from moecap_sim.predict import predict_with_context
 
-    fn = predict_fn or predict
+    fn = predict_fn or (lambda m, h, **kw: predict_with_context(m, h, **kw).result)  # no best_feasible search
     if case.refused_reason:
         return CaseResult(case, refused=str(case.refused_reason))
     args = dict(case.predict)
@@ -176,9 +186,7 @@ def predict_case(case: Case, predict_fn: Optional[Callable[..., dict]] = None,
     value = res.get(case.metric)
     if value is None or not math.isfinite(value) or value <= 0:
         return CaseResult(case, refused=f"prediction has no {case.metric}")
-    if case.per == "node":
-        value /= max(1, case.per_count)
-    elif case.per == "gpu":
+    if case.per in ("node", "gpu"):  # the figure is per box or per device: divide the system's
         value /= max(1, case.per_count)
     return CaseResult(case, predicted=float(value), placement=(res.get("placement") or {}).get("strategy"),
                       engine=res.get("engine"), bottleneck=str((res.get("bottleneck") or {}).get(
@@ -194,7 +202,7 @@ def error_stats(results: list[CaseResult]) -> dict:
                 "weighted_mape": None, "bias": None}
     apes = sorted(r.ape for r in ok)
     w = [r.case.weight for r in ok]
-    logs = [math.log(_signed_ratio(r.case.metric, r.ratio)) for r in ok]
+    logs = [math.log(signed_ratio(r.case.metric, r.ratio)) for r in ok]
     return {
         "n": n, "refused": len(results) - n,
         "mape": 100 * sum(apes) / n,
@@ -248,7 +256,7 @@ def run_published(cases_path: Optional[str | Path] = None, *, calibration: Optio
             row["cv_predicted"] = cv.predicted if cv else None
             row["cv_error_pct"] = None if (cv is None or cv.ape is None) else 100 * cv.ape
     summary["cases"] = rows
-    summary["cases_file"] = str(Path(cases_path) if cases_path else default_cases_path())
+    summary["cases_file"] = _shown_path(Path(cases_path) if cases_path else default_cases_path())
     return summary
 
 
@@ -274,7 +282,7 @@ def factors(group: str, bw: float, flop: float, kernel_scale: float) -> dict:
             "graph_kernel_us": round(prior.graph_kernel_us * kernel_scale, 4)}
 
 
-def _calibration(group: str, bw: float, flop: float, kernel_scale: float) -> Calibration:
+def grid_calibration(group: str, bw: float, flop: float, kernel_scale: float) -> Calibration:
     return Calibration(by_key={group: factors(group, bw, flop, kernel_scale)},
                        path=f"fit grid {group} bw={bw} flop={flop} kernel×{kernel_scale}", exclusive=True)
 
@@ -287,13 +295,14 @@ def cross_validated_results(cases: list[Case], fit_data: Optional[dict] = None) 
     for c in cases:
         f = (data or {}).get("cv_points", {}).get(c.id)
         g = (data or {}).get("case_groups", {}).get(c.id)
-        cal = _calibration(g, *f) if (f and g) else PRIOR
+        cal = grid_calibration(g, *f) if (f and g) else PRIOR
         out.append(predict_case(c, calibration=cal))
     return out
 
 
 def load_fit() -> Optional[dict]:
-    return json.loads(FITTED_PATH.read_text(encoding="utf-8")) if FITTED_PATH.is_file() else None
+    """The shipped fit (None when none is committed)."""
+    return fitted_data() or None
 
 
 

@@ -36,7 +36,7 @@ from typing import Callable, Optional
 import numpy as np
 
 from moecap_sim.perf.efficiency import FITTED_PATH
-from moecap_sim.validation.published import (CLASSES, PRIOR, Case, CaseResult, _calibration, _signed_ratio,
+from moecap_sim.validation.published import (CLASSES, PRIOR, Case, CaseResult, grid_calibration, signed_ratio,
                                              cross_validated_results, factors, load_cases, predict_case)
 
 BW_GRID = (0.30, 0.40, 0.50, 0.60, 0.70, 0.80, 0.90, 1.00)
@@ -53,22 +53,17 @@ def _group_of(case: Case) -> Optional[str]:
     """``class@family`` of the unit doing the main work of ``case``, from a prior prediction."""
     from moecap_sim.catalog.hardware import devices
     from moecap_sim.perf.efficiency import engine_family
-    from moecap_sim.predict import predict
+    from moecap_sim.predict import predict_with_context
 
-    args = dict(case.predict)
-    r = predict_case(case, predict_fn=lambda m, h, **kw: _remember(predict(m, h, **kw), args), calibration=PRIOR)
+    seen: list[dict] = []
+    r = predict_case(case, calibration=PRIOR,
+                     predict_fn=lambda m, h, **kw: seen.append(predict_with_context(m, h, **kw).result) or seen[-1])
     if r.predicted is None:
         return None
-    res = args["_result"]
-    hw = res["hardware"]
+    hw = seen[-1]["hardware"]
     on_cpu = r.placement in ("cpu-only", "cpu-experts") or hw["accelerator"] is None
     dev = devices().get(hw["host_cpu"] if on_cpu else hw["accelerator"])
-    return f"{dev.efficiency_class}@{engine_family(res['engine'])}"
-
-
-def _remember(res: dict, box: dict) -> dict:
-    box["_result"] = res
-    return res
+    return f"{dev.efficiency_class}@{engine_family(r.engine)}"
 
 
 @dataclass
@@ -114,7 +109,7 @@ def build_tables(cases: list[Case], progress: Optional[Callable[[str], None]] = 
         for i, bw in enumerate(grid[0]):
             for j, fl in enumerate(grid[1]):
                 for k, ks in enumerate(grid[2]):
-                    cal = _calibration(g, bw, fl, ks)
+                    cal = grid_calibration(g, bw, fl, ks)
                     for n, c in enumerate(cs):
                         r = predict_case(c, calibration=cal)
                         if r.ratio is not None:
@@ -180,7 +175,7 @@ def residual_bands(results: list[CaseResult]) -> dict:
         rs = [r for r in results if r.ratio is not None and (cls == "all" or r.case.cls == cls)]
         if len(rs) < 3:
             continue
-        ratios = np.array([_signed_ratio(r.case.metric, r.ratio) for r in rs])
+        ratios = np.array([signed_ratio(r.case.metric, r.ratio) for r in rs])
         out[cls] = {"n": len(rs), "p10_ratio": float(np.percentile(ratios, 10)),
                     "p90_ratio": float(np.percentile(ratios, 90)),
                     "median_ratio": float(np.median(ratios)),
@@ -192,8 +187,9 @@ def write_fit(data: dict, path: Path = FITTED_PATH) -> Path:
     tmp = path.with_name(path.name + ".tmp")
     tmp.write_text(json.dumps(data, indent=1) + "\n", encoding="utf-8")
     tmp.replace(path)
-    from moecap_sim.perf.efficiency import fitted_defaults
+    from moecap_sim.perf.efficiency import fitted_data, fitted_defaults
 
+    fitted_data.cache_clear()  # the defaults and the error bands both read the new fit
     fitted_defaults.cache_clear()
     return path
 
