@@ -373,8 +373,9 @@ def _attention_core(ctx: CostContext, a, phase: str, seqs: int, new_tokens: int,
         # an unfused decode attention (scores and values as two batched GEMMs, e.g. absorbed MLA
         # in eager PyTorch) streams the cache once per GEMM; fused kernels read it once
         passes = ctx.engine.decode_kv_passes.get(a.kind, 1)
-        if ctx.engine.gqa_kv_expansion and a.kind == "gqa" and a.num_kv_heads < a.num_heads:
-            passes *= a.num_heads / a.num_kv_heads  # each query head of a group streams the shared K/V
+        if a.kind == "gqa" and a.num_kv_heads < a.num_heads:
+            # each query head of a group streams the shared K/V again, in the measured proportion
+            passes *= 1.0 + _gqa_expansion(ctx) * (a.num_heads / a.num_kv_heads - 1.0)
         kv_read = seqs * ctx_eff * kv_elems_dev * dep.kv_bytes * passes
         flops = T * per_ctx_flops * ctx_eff / tp
     else:
@@ -386,6 +387,16 @@ def _attention_core(ctx: CostContext, a, phase: str, seqs: int, new_tokens: int,
         kv_read *= 2
         flops *= 2
     return kv_read, flops
+
+
+def _gqa_expansion(ctx: CostContext) -> float:
+    """Fraction of the extra K/V passes a grouped-query decode pays (0: one pass per KV head,
+    1: one per query head): a probed unit's measurement, else the engine preset's flag."""
+    ach = ctx.main.achieved
+    measured = getattr(ach, "attention_gqa_expansion", None) if ach is not None else None
+    if measured is not None:
+        return float(measured)
+    return 1.0 if ctx.engine.gqa_kv_expansion else 0.0
 
 
 def _layer_classes(ctx: CostContext, phase: str) -> dict[tuple[Layer, Optional[int]], int]:

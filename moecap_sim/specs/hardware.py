@@ -151,6 +151,9 @@ class Achieved(_Strict):
       and ``gemv_in_cache_gb_s`` with the matrix cache-resident (how size and residency matter).
     * ``attention_kv_gb_s`` / ``attention_tflops`` — the attention kernel (SDPA): KV-cache bytes
       per second of a decode step, FLOP/s of a causal prefill (FLOPs counted as the cost model does).
+    * ``attention_gqa_expansion`` — how a grouped-query decode step reads the shared K/V: 1 when
+      every query head streams it again (the kernel repeats the KV heads), 0 when a group's query
+      heads share one pass; measured against MHA timings of the same kernel.
     * ``elementwise_gb_s`` — bf16 elementwise kernels (bytes read + written per second).
     * ``dispatch_us`` — eager cost of one operator that does no work; ``gemm_call_us`` — the fixed
       cost of one bf16 GEMM call.
@@ -163,6 +166,7 @@ class Achieved(_Strict):
     gemv_in_cache_gb_s: Optional[float] = Field(default=None, gt=0, le=100_000)
     attention_kv_gb_s: Optional[float] = Field(default=None, gt=0, le=100_000)
     attention_tflops: Optional[float] = Field(default=None, gt=0, le=100_000)
+    attention_gqa_expansion: Optional[float] = Field(default=None, ge=0, le=1)
     elementwise_gb_s: Optional[float] = Field(default=None, gt=0, le=100_000)
     dispatch_us: float = Field(ge=0, le=10_000)
     gemm_call_us: Optional[float] = Field(default=None, ge=0, le=100_000)

@@ -21,10 +21,10 @@ class TorchEagerEngine(EngineSpec):
                     "scores (q·latentᵀ) and values (p·latent) as two bmm's, each streaming the latent cache "
                     "(no fused FlashMLA-style kernel on CPU); GQA: see gqa_kv_expansion")
     gqa_kv_expansion: bool = Field(
-        default=False, description="not applied: CPU SDPA with enable_gqa timed like MHA with the KV heads "
-                                   "repeated on this AMD EPYC (32q/8kv 60 ms vs 32q/32kv 65 ms), but charging it "
-                                   "worsens the recorded Intel Xeon Mixtral decode (16 % -> 28 %): the behaviour is "
-                                   "machine-dependent and needs its own probe measurement")
+        default=False, description="fallback only: a probed CPU's measured attention_gqa_expansion decides (CPU "
+                                   "SDPA with enable_gqa timed like MHA with the KV heads repeated on an AMD EPYC, "
+                                   "expansion 1.0; the recorded Intel Xeon Mixtral decode says it does not there), "
+                                   "so without a measurement nothing extra is charged")
     overlap_mem_compute: bool = Field(
         default=False, description="False: oneDNN repacks plain-layout bf16 weights on every call, so on a CPU "
                                    "the weight stream and the matrix compute run one after the other")

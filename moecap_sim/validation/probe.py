@@ -279,8 +279,41 @@ def _attention(timer: Timer, repeats: int, quick: bool, tiny: bool = False) -> d
     t_kv = max(t_dec - dflops / (out["prefill"]["tflops"] * 1e12), 0.2 * t_dec)
     out["decode"] = {"batch": B, "context": L, "heads": H, "head_dim": d, "s": t_dec, "kv_bytes": kv_bytes,
                      "kv_gb_s": kv_bytes / t_kv / GB}
+    out["decode_gqa"] = _gqa_expansion(timer, dec, qd, kc, vc, repeats, flush)
     del flush
     return out
+
+
+def _gqa_expansion(timer: Timer, mha_step, qd, kc, vc, repeats: int, flush) -> dict:
+    """How a grouped-query decode step costs: ``H`` query heads over ``H/4`` shared KV heads
+    (``enable_gqa``) timed against MHA with ``H`` heads (every query head its own K/V) and MHA
+    with ``H/4`` heads (the same K/V bytes read once).  ``expansion`` = (t_gqa − t_same_kv) /
+    (t_mha − t_same_kv) ∈ [0, 1]: 1 when each query head streams the shared K/V again (the kernel
+    repeats the KV heads), 0 when a group's query heads share one pass."""
+    import torch.nn.functional as F
+
+    H = qd.shape[1]
+    kv_h = max(1, H // 4)
+    k_g, v_g = kc[:, :kv_h].contiguous(), vc[:, :kv_h].contiguous()
+    q_same = qd[:, :kv_h].contiguous()
+
+    def run(fn):
+        def step():
+            flush()
+            t0 = time.perf_counter()
+            fn()
+            return time.perf_counter() - t0
+        step()
+        xs = [step() for _ in range(max(3, repeats))]
+        return min(xs) if timer.estimator == "min" else statistics.median(xs)
+
+    t_mha = run(lambda: F.scaled_dot_product_attention(qd, kc, vc))
+    t_same = run(lambda: F.scaled_dot_product_attention(q_same, k_g, v_g))
+    t_gqa = run(lambda: F.scaled_dot_product_attention(qd, k_g, v_g, enable_gqa=True))
+    span = t_mha - t_same
+    expansion = min(1.0, max(0.0, (t_gqa - t_same) / span)) if span > 0 else 0.0
+    return {"q_heads": H, "kv_heads": kv_h, "gqa_s": t_gqa, "mha_s": t_mha, "same_kv_s": t_same,
+            "expansion": expansion}
 
 
 def _elementwise(timer: Timer, repeats: int) -> float:
@@ -353,6 +386,8 @@ def achieved_from_probe(rep: dict) -> Optional[dict]:
     if att.get("decode") and att.get("prefill"):
         out["attention_kv_gb_s"] = round(float(att["decode"]["kv_gb_s"]), 4)
         out["attention_tflops"] = round(float(att["prefill"]["tflops"]), 5)
+    if att.get("decode_gqa"):
+        out["attention_gqa_expansion"] = round(float(att["decode_gqa"]["expansion"]), 3)
     if cpu.get("elementwise_gb_s"):
         out["elementwise_gb_s"] = round(float(cpu["elementwise_gb_s"]), 3)
     return out
