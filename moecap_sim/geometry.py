@@ -13,6 +13,8 @@ headline totals exclude them and serving engines do not run them without specula
 
 from __future__ import annotations
 
+import functools
+
 import math
 from dataclasses import dataclass, field
 from typing import Any, Mapping, Optional
@@ -152,7 +154,12 @@ class Architecture:
 
     # ---- parameter counts --------------------------------------------------------------
     def params_by_group(self) -> dict[str, float]:
-        """Total parameters per tensor group (see :mod:`moecap_sim.precision`)."""
+        """Total parameters per tensor group (see :mod:`moecap_sim.precision`); a fresh dict (the
+        counts are computed once per architecture: it is immutable)."""
+        return dict(self._params_by_group)
+
+    @functools.cached_property
+    def _params_by_group(self) -> dict[str, float]:
         g = dict(attention=0.0, experts=0.0, shared_experts=0.0, dense_ffn=0.0, router=0.0,
                  embeddings=self.embedding_params, lm_head=self.lm_head_params, other=0.0)
         for l in self.layers:

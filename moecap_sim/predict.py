@@ -156,8 +156,8 @@ def best_feasible(cfg: ServingConfig) -> Optional[dict[str, Any]]:
         for prec, offload in ((p, o) for p in _FEASIBLE_PRECISIONS for o in tier):
             try:
                 p = predict_with_context(replace(cfg, precision=None if prec == "native" else prec, offload=offload,
-                                                 engine=None, n_cpu_moe=None, batch=1, requests=None, max_tpot_s=None)
-                                         ).result
+                                                 engine=None, n_cpu_moe=None, batch=1, requests=None, max_tpot_s=None),
+                                         suggest=False).result
             except UserError:
                 continue
             if not p["fits"]:
@@ -177,11 +177,13 @@ def best_feasible(cfg: ServingConfig) -> Optional[dict[str, Any]]:
 
 
 def predict_with_context(model: Union[str, ServingConfig], hw: Optional[str] = None, *, search_feasible: bool = False,
-                         **options: Any) -> Prediction:
+                         suggest: bool = True, **options: Any) -> Prediction:
     """:func:`predict`, also returning the deployment, memory plan and cost-model context.
     When the requested deployment does not fit and ``search_feasible`` (what :func:`predict`
     asks for; the internal callers — simulate, plan, the published runner and its fit — skip the
-    search), the result carries ``best_feasible`` (see :func:`best_feasible`)."""
+    search), the result carries ``best_feasible`` (see :func:`best_feasible`).  ``suggest=False``
+    skips the memory planner's "what would fit" suggestions for a deployment that does not fit
+    (a search that only wants to know whether it runs)."""
     cfg = _config(model, hw, options)
     _check_config(cfg)
     requested_engine = get_engine(cfg.engine) if cfg.engine else None
@@ -198,7 +200,8 @@ def predict_with_context(model: Union[str, ServingConfig], hw: Optional[str] = N
     policy = _policy(eng_fixed or _with_overrides(get_engine("vllm" if not dep.cpu_only else "llama.cpp"), cfg, dep),
                      cfg.input_len)
     plan = plan_memory(dep, input_len=cfg.input_len, output_len=cfg.output_len, offload=cfg.offload, policy=policy,
-                       batch=None if cfg.batch == "max" else int(cfg.batch), cpu_moe_layers=cfg.n_cpu_moe)
+                       batch=None if cfg.batch == "max" else int(cfg.batch), cpu_moe_layers=cfg.n_cpu_moe,
+                       suggest=suggest)
     result = _result_header(dep, plan, cfg)
     candidates = _candidates(dep, plan, cfg.offload, eng_fixed)
     if not candidates:
