@@ -51,6 +51,10 @@ class ServingConfig:
     batch: Batch = _f(1, "Concurrent sequences system-wide, or 'max' (KV-limited, up to the engine cap).")
     input_len: int = _f(1024, "Prompt tokens per request.")
     output_len: int = _f(256, "Generated tokens per request.")
+    max_output_len: Optional[int] = _f(None, "The requests' max_tokens. An engine that reserves KV for it at "
+                                             "admission (TRT-LLM's default GUARANTEED_NO_EVICT scheduler) holds "
+                                             "input + this per sequence, which caps concurrency; engines that page "
+                                             "KV on demand (vLLM, SGLang) ignore it.  Default: --output-len.")
     offload: str = _f("auto", "auto | none | expert-cache | cpu-experts | cpu-only | nvme.")
     n_cpu_moe: Optional[int] = _f(None, "llama.cpp --n-cpu-moe: routed experts of this many layers stay in host "
                                         "DRAM and run on the CPU; the rest on the GPU (cpu-experts placement).")

@@ -149,6 +149,14 @@ class ServingOptionsArgs(ServingArgs):
     max_tpot_s: Optional[Annotated[float, Field(gt=0, le=3600, allow_inf_nan=False)]] = None
     mtp_draft_tokens: Annotated[int, Field(ge=0, le=16)] = 0
     mtp_acceptance: Annotated[float, Field(ge=0, le=1, allow_inf_nan=False)] = 0.7
+    max_output_len: Optional[Tokens] = None
+
+    @model_validator(mode="after")
+    def _max_output(self):
+        if self.max_output_len is not None and self.max_output_len < self.output_len:
+            raise ValueError(f"--max-output-len {self.max_output_len} is below --output-len {self.output_len} "
+                             "(the mean output cannot exceed the requests' max_tokens)")
+        return self
 
 
 class SimulateArgs(ServingArgs):

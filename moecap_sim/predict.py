@@ -176,6 +176,14 @@ def best_feasible(cfg: ServingConfig) -> Optional[dict[str, Any]]:
     return best
 
 
+def kv_reserved_output_len(cfg: ServingConfig, engine: Optional[EngineSpec]) -> int:
+    """Output tokens of KV each admitted sequence holds: the requests' max_tokens for an engine
+    that reserves it at admission (``kv_reserve_max_tokens``), else the output length."""
+    if cfg.max_output_len and engine is not None and engine.kv_reserve_max_tokens:
+        return max(cfg.output_len, cfg.max_output_len)
+    return cfg.output_len
+
+
 def predict_with_context(model: Union[str, ServingConfig], hw: Optional[str] = None, *, search_feasible: bool = False,
                          suggest: bool = True, **options: Any) -> Prediction:
     """:func:`predict`, also returning the deployment, memory plan and cost-model context.
@@ -199,9 +207,15 @@ def predict_with_context(model: Union[str, ServingConfig], hw: Optional[str] = N
     # memory plan: with the engine's batching limits (vLLM's when choosing automatically)
     policy = _policy(eng_fixed or _with_overrides(get_engine("vllm" if not dep.cpu_only else "llama.cpp"), cfg, dep),
                      cfg.input_len)
-    plan = plan_memory(dep, input_len=cfg.input_len, output_len=cfg.output_len, offload=cfg.offload, policy=policy,
+    plan = plan_memory(dep, input_len=cfg.input_len, output_len=kv_reserved_output_len(cfg, eng_fixed),
+                       offload=cfg.offload, policy=policy,
                        batch=None if cfg.batch == "max" else int(cfg.batch), cpu_moe_layers=cfg.n_cpu_moe,
                        suggest=suggest)
+    reserved = kv_reserved_output_len(cfg, eng_fixed)
+    if reserved != cfg.output_len:
+        notes.append(f"KV reserved at admission for {cfg.input_len} + {reserved} tokens per sequence "
+                     f"({eng_fixed.display_name} admits a request only when KV for its whole max_tokens budget is "
+                     f"free): concurrency {plan.max_concurrent_seqs} where paged KV would admit more")
     result = _result_header(dep, plan, cfg)
     candidates = _candidates(dep, plan, cfg.offload, eng_fixed)
     if not candidates:
@@ -306,7 +320,7 @@ def _result_header(dep: Deployment, plan: MemoryPlan, cfg: ServingConfig) -> dic
                       "experts": dep.scheme.experts, "attention": dep.scheme.attention},
         "parallelism": {**dep.parallelism.as_dict(), "nodes": dep.nodes, "attention_dp": dep.attention_dp},
         "workload": {"batch": cfg.batch, "input_len": cfg.input_len, "output_len": cfg.output_len,
-                     "requests": cfg.requests, "disaggregated": cfg.disaggregated,
+                     "max_output_len": cfg.max_output_len, "requests": cfg.requests, "disaggregated": cfg.disaggregated,
                      "speculative_draft_tokens": cfg.mtp_draft_tokens},
         "memory": plan.as_dict(),
         "routing": ({"kind": routing.kind, "source": routing.source} if routing

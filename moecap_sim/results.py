@@ -34,7 +34,7 @@ class PredictionResult(BaseModel):
     engine: Optional[str] = _d("engine preset used (null when nothing fits and none was requested)")
     precision: dict = _d("weights (scheme description), weights_short, kv_cache, experts, attention dtypes")
     parallelism: dict = _d("tp, pp, dp, ep, devices, nodes, attention_dp")
-    workload: dict = _d("batch, input_len, output_len, requests, disaggregated, batch_per_replica, concurrency")
+    workload: dict = _d("batch, input_len, output_len, max_output_len (the requests' max_tokens, when given), requests, disaggregated, batch_per_replica, concurrency")
     fits: bool = _d("whether any placement runs the request")
     memory: dict = _d("the memory plan: capacity/usable/weights/activation/reserve/KV budget (GB), options")
     placement: dict = _d("strategy (none, cpu-experts, expert-cache, cpu-only, nvme), reason, alternatives")

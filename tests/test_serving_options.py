@@ -83,3 +83,29 @@ def test_does_not_fit_still_answers_with_the_fastest_deployment_that_runs():
     assert b["hardware"]["name"] == "l4x4" and "fastest deployment" in b["label"]
     for key in ("placement", "precision", "ttft_s", "tpot_s", "output_tokens_per_s", "cost"):
         assert key in b
+
+
+def test_engine_that_reserves_max_tokens_admits_fewer_sequences_and_paged_engines_do_not():
+    """TRT-LLM's default scheduler holds KV for input + max_tokens from admission: with the MLPerf
+    DeepSeek-R1 budget (800 in, ~3,760 mean out, 20,000 max) concurrency drops to what input +
+    max_tokens allows, and so does throughput; vLLM pages KV on demand and ignores the cap."""
+    common = dict(precision="nvfp4", kv_dtype="fp8", tp=1, dp=8, ep=8, attention_dp=True, batch="max",
+                  input_len=800, output_len=3760)
+    free = predict("deepseek-r1", "b200x8", engine="trtllm", **common)
+    held = predict("deepseek-r1", "b200x8", engine="trtllm", max_output_len=20000, **common)
+    per_token = held["memory"]["kv_bytes_per_token"]
+    assert free["memory"]["kv_gb_per_sequence"] * (800 + 20000) / (800 + 3760) == pytest.approx(
+        held["memory"]["kv_gb_per_sequence"], rel=1e-6)
+    assert held["memory"]["max_concurrent_seqs"] < free["memory"]["max_concurrent_seqs"] / 3
+    assert held["output_tokens_per_s"] < free["output_tokens_per_s"]
+    assert held["tpot_s"] < free["tpot_s"]  # fewer sequences per step
+    assert any("KV reserved at admission for 800 + 20000" in n for n in held["assumptions"]["notes"])
+    assert held["workload"]["max_output_len"] == 20000 and per_token > 0
+    paged = [predict("deepseek-r1", "b200x8", engine="vllm", max_output_len=m, **common) for m in (None, 20000)]
+    assert paged[0]["memory"] == paged[1]["memory"]
+    assert paged[0]["output_tokens_per_s"] == paged[1]["output_tokens_per_s"]
+
+
+def test_max_output_len_below_the_mean_output_is_a_user_error():
+    with pytest.raises(UserError, match="--max-output-len 100 is below --output-len 256"):
+        predict("mixtral-8x7b", "h100x8", max_output_len=100, output_len=256)

@@ -33,6 +33,11 @@ class EngineSpec(BaseModel):
     #: stop checks, output processing) that the engine does not overlap with the GPU
     host_us_per_seq: float = Field(default=0.0, ge=0, le=10_000)
     kernels_per_layer: int = Field(gt=0, le=1000)
+    #: KV admission: True when the scheduler admits a request only if KV for its prompt plus its
+    #: *maximum* output (the request's max_tokens) is free and holds it to the end (TRT-LLM's
+    #: default GUARANTEED_NO_EVICT capacity scheduler); False when KV pages are allocated as
+    #: tokens are generated and a request is preempted if they run out (vLLM, SGLang)
+    kv_reserve_max_tokens: bool = False
     cpu_sync_us: float = Field(default=30.0, ge=0, le=100_000)
     #: places CPU-resident weights per NUMA node, so every socket streams its own DRAM
     numa_aware: bool = False

@@ -138,6 +138,7 @@ def predict_cmd(
     batch: str = typer.Option("1", help="Concurrent sequences, or 'max' for the largest the KV budget allows."),
     input_len: int = typer.Option(1024, "--input-len", help="Prompt tokens per request."),
     output_len: int = typer.Option(256, "--output-len", help="Generated tokens per request."),
+    max_output_len: Optional[int] = typer.Option(None, "--max-output-len", help=field_help("max_output_len")),
     offload: str = typer.Option("auto", help="auto|none|expert-cache|cpu-experts|cpu-only|nvme."),
     nodes: int = typer.Option(1, help=field_help("nodes")),
     attention_dp: bool = typer.Option(False, "--attention-dp", help=field_help("attention_dp")),
@@ -171,7 +172,8 @@ def predict_cmd(
 
     cfg = ServingConfig(model=model, hw=hw, precision=precision, kv_dtype=kv_dtype, engine=engine, tp=tp, ep=ep,
                         pp=pp, dp=dp, nodes=nodes, attention_dp=attention_dp, batch=batch, input_len=input_len,
-                        output_len=output_len, offload=offload, n_cpu_moe=n_cpu_moe, max_num_seqs=max_num_seqs,
+                        output_len=output_len, max_output_len=max_output_len, offload=offload, n_cpu_moe=n_cpu_moe,
+                        max_num_seqs=max_num_seqs,
                         max_num_batched_tokens=max_num_batched_tokens, max_tpot_s=max_tpot_s, threads=threads,
                         requests=requests, output_len_dist=output_len_dist,
                         disaggregated=disaggregated, overlap_comm=overlap_comm,
