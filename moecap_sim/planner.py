@@ -31,7 +31,7 @@ from typing import Any, Callable, Optional
 from moecap_sim.errors import UserError
 from moecap_sim.procure.config import PlanConfig, SLO, slos_from_flags
 from moecap_sim.procure.constants import Constants
-from moecap_sim.procure.search import Candidate, evaluate_system
+from moecap_sim.procure.search import Candidate, refine
 
 MAX_ESCALATIONS = 4
 
@@ -129,28 +129,38 @@ def plan_config(cfg: PlanConfig, progress: Optional[Callable[[int, int], None]] 
                      e2e_mean_s=sim["e2e_s"]["mean"] or 0.0, provider=c.provider, nvme_gb_s=c.nvme_gb_s,
                      host_link_gb_s=c.host_link_gb_s)
 
+    def unproven(s: str) -> Optional[int]:
+        """Index of the queue entry with the lowest ``s`` lower bound, if that bound is below the
+        cheapest verified ``s`` cost (scenario ``s`` is not yet proven); else None."""
+        best_s = min((costs[s]["usd_per_hour"] for _, _, _, costs in verified if not costs[s].get("no_price")),
+                     default=math.inf)
+        lbs = [(v, j) for j, e in enumerate(queue) if (v := lb(e, s)) is not None]
+        if lbs and min(lbs)[0] < best_s:
+            return min(lbs)[1]
+        return None
+
+    turn = [0]
+
     def next_entry() -> Optional[int]:
         """Index into ``queue`` of the next candidate to verify, or None when the answer is proven:
-        ``verify_top`` verified and none unverified can beat the K-th, and for every scenario the
-        cheapest verified cost is at most every unverified lower bound."""
+        for every scenario the cheapest verified cost is at most every unverified lower bound, and
+        ``verify_top`` are verified with none unverified able to beat the K-th.  Scenarios take
+        turns (the cheapest spot fleet is searched for as early as the cheapest dedicated one)."""
         if not queue:
             return None
+        for step in range(len(cfg.scenarios)):
+            s = cfg.scenarios[(turn[0] + step) % len(cfg.scenarios)]
+            j = unproven(s)
+            if j is not None:
+                turn[0] = (turn[0] + step + 1) % len(cfg.scenarios)
+                return j
         keys = [key(e) for e in queue]
         top = min(range(len(queue)), key=lambda j: keys[j])
         if len(verified) < cfg.verify_top:
             return top
         vals = sorted(min((v["usd_per_hour"] for v in costs.values() if not v.get("no_price")), default=math.inf)
                       for _, _, _, costs in verified)
-        if keys[top] < vals[cfg.verify_top - 1]:
-            return top
-        for s in cfg.scenarios:
-            best_s = min((costs[s]["usd_per_hour"] for _, _, _, costs in verified if not costs[s].get("no_price")),
-                         default=math.inf)
-            lbs = [(lb(e, s), j) for j, e in enumerate(queue)]
-            lbs = [(v, j) for v, j in lbs if v is not None]
-            if lbs and min(lbs)[0] < best_s:
-                return min(lbs)[1]
-        return None
+        return top if keys[top] < vals[cfg.verify_top - 1] else None
 
     # ---- stage 2: DES verification in order of the cost lower bound
     t2 = time.perf_counter()
@@ -167,6 +177,17 @@ def plan_config(cfg: PlanConfig, progress: Optional[Callable[[int, int], None]] 
             if des_runs >= cfg.max_des_runs:
                 stop_reason = f"DES budget of {cfg.max_des_runs} runs spent"
                 break
+            if not cands[queue[j][0]].refined:  # lazy: the exact stage-1 bound only where the search reaches
+                i = queue[j][0]
+                rc = refine(cfg, cands[i], input_len, output_len)
+                if rc is None:
+                    queue.pop(j)
+                    rejected.append({"key": cands[i].key, "system": cands[i].system, "stage": "analytical",
+                                     "reason": f"needs more than --max-systems {cfg.max_systems} units at the SLO batch"})
+                    continue
+                cands[i] = rc
+                queue[j][1] = max(queue[j][1], rc.units_needed)
+                continue
             i, units, tries = queue.pop(j)
             c = cands[i]
             res = verify(cfg.model, c, units, work, cfg.slos, files, seed=cfg.seed)

@@ -225,3 +225,22 @@ def test_cli_plan_json_and_plot(tmp_path, capsys):
     r = json.loads(capsys.readouterr().out)
     assert r["candidates"] and r["plot"] == str(out) and out.stat().st_size > 10_000
     assert r["candidates"][0]["simulated"]["tpot_s"]["p99"] <= 0.05
+
+
+def test_dask_cluster_gives_the_local_answer():
+    distributed = pytest.importorskip("distributed")
+    kw = dict(rate=2.0, input_len=512, output_len=128, slo_tpot_p90_s=0.05, slo_ttft_p99_s=1.0, requests=400,
+              systems_list=["l4x1", "l4x4", "rtx4090x1"], precisions=["native", "int4"], verify_top=2)
+    local = api.plan("olmoe-1b-7b", **kw)
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=False, protocol="tcp://",
+                                  dashboard_address=":0") as cluster:
+        remote = api.plan("olmoe-1b-7b", dask=cluster.scheduler_address, **kw)
+    assert remote["search"]["dask"].startswith("tcp://")
+    strip = lambda r: [(c["key"], c["units"], c["usd_per_hour"], c["simulated"]["ttft_s"]["p99"]) for c in r["candidates"]]
+    assert local["candidates"] and strip(remote) == strip(local)
+    assert remote["rejected"] == local["rejected"]
+
+
+def test_dask_address_checked_before_work():
+    with pytest.raises(UserError, match="--dask"):
+        api.plan("olmoe-1b-7b", rate=1, dask="localhost:8786")

@@ -17,7 +17,7 @@ def check_dask_address(dask: Optional[str]) -> Optional[str]:
     """``None``, ``"local"`` or ``tcp://host:port`` (checked before any work starts)."""
     if dask is None:
         return None
-    if dask != "local" and not (dask.startswith("tcp://") and ":" in dask[6:] and dask[6:].split(":")[-1].isdigit()):
+    if dask != "local" and not (dask.startswith(("tcp://", "inproc://")) and ":" in dask[6:] and dask[6:].split(":")[-1].isdigit()):
         raise UserError(f"--dask {dask!r}: expected 'local' or tcp://host:port")
     try:
         import distributed  # noqa: F401
@@ -43,7 +43,10 @@ def map_systems(cfg, names: list[str], input_len: int, output_len: int, consts: 
 
     cluster = None
     if cfg.dask == "local":
-        cluster = LocalCluster(n_workers=2, threads_per_worker=1, processes=False, dashboard_address=None)
+        import os
+
+        cluster = LocalCluster(n_workers=max(1, os.cpu_count() or 1), threads_per_worker=1, processes=True,
+                               dashboard_address=":0", silence_logs=50)
         client = Client(cluster)
     else:
         try:

@@ -1,9 +1,10 @@
 """Stage 1 of ``plan``: analytical search over systems × precisions × engines × layouts.
 
 Each candidate is one ``predict`` (the one cost model; ``--offload auto`` picks the fastest
-feasible placement) at ``batch=max``, then the largest per-replica batch whose steady-state
-TTFT/TPOT meet the tightest SLO bounds (bisection on :func:`moecap_sim.perf.serving.serve`),
-and the number of system units needed for the peak load at that batch.  Pruned here, with a
+feasible placement) at ``batch=max``: its throughput there bounds the units needed for the peak
+load from below.  :func:`refine` (run lazily by stage 2 on the candidates it reaches) finds the
+largest per-replica batch whose steady-state TTFT/TPOT meet the tightest SLO bounds (bisection
+on :func:`moecap_sim.perf.serving.serve` over a batch grid) and the units needed at that batch.  Pruned here, with a
 reason each: does not fit in memory; misses an SLO even at batch 1 (a lower bound on any
 simulated percentile at the mean lengths); needs more than ``max_systems`` units; accuracy below
 the floor; no price for any requested scenario.  The result per candidate is plain data (no
@@ -102,6 +103,7 @@ class Candidate:
     provider: Optional[str]
     nvme_gb_s: Optional[float]
     host_link_gb_s: Optional[float]
+    refined: bool = False  # False: units/batch are the max-batch lower bound, not yet the SLO batch
     notes: list = field(default_factory=list)
 
     @property
@@ -192,6 +194,7 @@ def evaluate_system(cfg: PlanConfig, system: str, input_len: int, output_len: in
     """Every (precision, engine, layout) of one system: feasible candidates and rejections."""
     from moecap_sim.catalog.hardware import systems
     from moecap_sim.catalog.models import get_model
+    from moecap_sim.perf.serving import serve
     from moecap_sim.predict import predict_with_context
 
     spec = systems().get(system)
@@ -229,8 +232,8 @@ def evaluate_system(cfg: PlanConfig, system: str, input_len: int, output_len: in
                 seen_engines.add(ekey)
                 ctx = p.context
                 max_b = r["workload"]["batch_per_replica"]
-                sv, sv1 = _best_batch(ctx, max_b, input_len, output_len, ttft_t, tpot_t)
-                if sv is None:
+                sv1 = serve(ctx, 1, input_len, output_len)
+                if (tpot_t is not None and sv1.tpot_s > tpot_t) or (ttft_t is not None and sv1.ttft_s > ttft_t):
                     reject(f"misses the SLO even at batch 1 (steady state: TTFT {sv1.ttft_s:.3g} s, "
                            f"TPOT {sv1.tpot_s:.3g} s at the mean lengths)")
                     continue
@@ -238,17 +241,18 @@ def evaluate_system(cfg: PlanConfig, system: str, input_len: int, output_len: in
                 if cfg.min_accuracy is not None and (acc is None or acc < cfg.min_accuracy):
                     reject(f"accuracy {acc} below the floor {cfg.min_accuracy}")
                     continue
-                unit_tps = sv.output_tokens_per_s
+                unit_tps = r["output_tokens_per_s"]  # at the largest batch: an upper bound on throughput
                 needed = math.ceil(target / unit_tps) if unit_tps > 0 else 10 ** 9
                 if needed > cfg.max_systems:
-                    reject(f"needs {needed} units (> --max-systems {cfg.max_systems})")
+                    reject(f"needs at least {needed} units even at the largest batch (> --max-systems {cfg.max_systems})")
                     continue
+                sv = sv1
                 power = r["energy"]["average_power_w"]
                 usd, basis = _prices(ctx, power, cfg, consts)
                 dev = ctx.dep.accelerator
                 cands.append(Candidate(
                     system=system, precision=prec, precision_label=r["precision"]["weights_short"], engine=r["engine"],
-                    layout=lay, placement=r["placement"]["strategy"], batch_per_replica=sv.batch_per_replica,
+                    layout=lay, placement=r["placement"]["strategy"], batch_per_replica=max_b,
                     steady_ttft_s=sv.ttft_s, steady_tpot_s=sv.tpot_s, unit_output_tokens_per_s=unit_tps,
                     units_needed=needed, usd_per_hour_unit=usd, cost_basis=basis, power_w_unit=power,
                     weights_gb=r["memory"].get("weights_total_gb") or 0.0, accuracy=acc,
@@ -256,3 +260,27 @@ def evaluate_system(cfg: PlanConfig, system: str, input_len: int, output_len: in
                     provider=spec.pricing.provider, nvme_gb_s=spec.host.nvme_bandwidth_gb_s,
                     host_link_gb_s=dev.host_link.bandwidth_gb_s if dev is not None and dev.host_link else None))
     return cands, rejected
+
+
+def refine(cfg: PlanConfig, c: Candidate, input_len: int, output_len: int) -> Optional[Candidate]:
+    """``c`` at the largest grid batch meeting the tightest SLO bounds in steady state (stage 1's
+    lower bound made exact, done lazily for the candidates stage 2 reaches); None if the config
+    needs more than ``max_systems`` units there."""
+    from dataclasses import replace as _replace
+
+    from moecap_sim.predict import predict_with_context
+
+    l = c.layout
+    p = predict_with_context(cfg.model, c.system, precision=None if c.precision == "native" else c.precision,
+                             engine=c.engine, tp=l.tp, dp=l.dp, ep=l.ep, pp=l.pp, nodes=l.nodes,
+                             attention_dp=l.attention_dp, batch="max", input_len=input_len, output_len=output_len)
+    sv, _ = _best_batch(p.context, p.result["workload"]["batch_per_replica"], input_len, output_len,
+                        tightest(cfg.slos, "ttft_s"), tightest(cfg.slos, "tpot_s"))
+    if sv is None:  # cannot happen after the batch-1 check, kept for safety
+        return None
+    needed = math.ceil(cfg.rate_req_s * output_len / sv.output_tokens_per_s) if sv.output_tokens_per_s > 0 else 10 ** 9
+    if needed > cfg.max_systems:
+        return None
+    return _replace(c, batch_per_replica=sv.batch_per_replica, steady_ttft_s=sv.ttft_s, steady_tpot_s=sv.tpot_s,
+                    unit_output_tokens_per_s=sv.output_tokens_per_s, units_needed=max(needed, c.units_needed),
+                    refined=True)
