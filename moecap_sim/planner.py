@@ -25,11 +25,10 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import replace
 from typing import Any, Callable, Optional
 
 from moecap_sim.errors import UserError
-from moecap_sim.procure.config import PlanConfig, SLO, slos_from_flags
+from moecap_sim.procure.config import PlanConfig, slos_from_flags
 from moecap_sim.procure.constants import Constants
 from moecap_sim.procure.search import Candidate, refine
 
@@ -64,12 +63,12 @@ def _key(c: Candidate, units: int, cfg: PlanConfig, mop: float, premium: float) 
 
 
 def _stage1(cfg: PlanConfig, names: list[str], input_len: int, output_len: int, sc: dict,
-            progress: Optional[Callable[[int, int], None]]) -> tuple[list[Candidate], list[dict]]:
+            progress: Optional[Callable[[int, int], None]], client=None) -> tuple[list[Candidate], list[dict]]:
     from moecap_sim.procure.distributed import map_systems
 
     cands: list[Candidate] = []
     rejected: list[dict] = []
-    for cs, rj in map_systems(cfg, names, input_len, output_len, sc, progress):
+    for cs, rj in map_systems(cfg, names, input_len, output_len, sc, progress, client):
         cands += cs
         rejected += rj
     return cands, rejected
@@ -81,11 +80,8 @@ def plan_config(cfg: PlanConfig, progress: Optional[Callable[[int, int], None]] 
     from moecap_sim.catalog.hardware import systems
     from moecap_sim.catalog.models import get_model
     from moecap_sim.inputs import check_output_path
-    from moecap_sim.procure import scenarios as scen
     from moecap_sim.procure import workload as wl
-    from moecap_sim.procure.pareto import front, plot as plot_pareto
-    from moecap_sim.procure.scenarios.fleet import Fleet, LoadProfile
-    from moecap_sim.procure.verify import verify
+    from moecap_sim.procure.scenarios.fleet import LoadProfile
 
     t_start = time.perf_counter()
     check_output_path(plot, "--plot", (".png", ".pdf", ".svg"))
@@ -95,15 +91,31 @@ def plan_config(cfg: PlanConfig, progress: Optional[Callable[[int, int], None]] 
     for n in names:  # unknown names fail here, before any search
         systems().get(n)
     work = wl.build(cfg.workload, cfg.rate_req_s, cfg.input_len, cfg.output_len, cfg.requests, cfg.seed)
-    input_len, output_len = work.mean_input, work.mean_output
     trough = float(consts.get("load.diurnal_trough_fraction"))
     load = LoadProfile(cfg.rate_req_s, trough, float(consts.get("load.period_h")) * 3600.0)
+    from moecap_sim.procure.distributed import Verifier
+
+    with Verifier(cfg.dask) as verifier:
+        return _search(cfg, consts, names, work, load, progress, plot, verifier, t_start)
+
+
+def _search(cfg: PlanConfig, consts: Constants, names: list[str], work, load, progress, plot, verifier,
+            t_start: float) -> dict[str, Any]:
+    """Stages 1 and 2, the scenarios and the outputs of :func:`plan_config` (``verifier`` runs
+    the DES here or on Dask)."""
+    from moecap_sim.procure import scenarios as scen
+    from moecap_sim.procure.pareto import front, plot as plot_pareto
+    from moecap_sim.procure.scenarios.fleet import Fleet
+
+    input_len, output_len = work.mean_input, work.mean_output
+    trough = load.trough_fraction
     mop = load.mean_req_s / load.peak_req_s
     premium = float(consts.get("serverless.price_premium")) if "serverless" in cfg.scenarios else 1.0
 
     # ---- stage 1: analytical search
     t1 = time.perf_counter()
-    cands, rejected = _stage1(cfg, names, input_len, output_len, _consts_for_search(cfg, consts), progress)
+    cands, rejected = _stage1(cfg, names, input_len, output_len, _consts_for_search(cfg, consts), progress,
+                              verifier.client)
     stage1_s = time.perf_counter() - t1
     no_price: dict[str, set] = {s: set() for s in cfg.scenarios}
     queue: list[list] = []  # [candidate index, units, tries]
@@ -167,15 +179,11 @@ def plan_config(cfg: PlanConfig, progress: Optional[Callable[[int, int], None]] 
     verified: list[tuple[Candidate, int, dict, dict]] = []
     des_runs = 0
     stop_reason = "proven: no unverified candidate can be cheaper"
-    with wl.ShardFiles() as files:
-        while True:
+    while True:
+        batch: list[list] = []
+        while len(batch) < verifier.width and des_runs + len(batch) < cfg.max_des_runs:
             j = next_entry()
             if j is None:
-                if not queue:
-                    stop_reason = "every candidate was verified or rejected"
-                break
-            if des_runs >= cfg.max_des_runs:
-                stop_reason = f"DES budget of {cfg.max_des_runs} runs spent"
                 break
             if not cands[queue[j][0]].refined:  # lazy: the exact stage-1 bound only where the search reaches
                 i = queue[j][0]
@@ -183,15 +191,23 @@ def plan_config(cfg: PlanConfig, progress: Optional[Callable[[int, int], None]] 
                 if rc is None:
                     queue.pop(j)
                     rejected.append({"key": cands[i].key, "system": cands[i].system, "stage": "analytical",
-                                     "reason": f"needs more than --max-systems {cfg.max_systems} units at the SLO batch"})
+                                     "reason": f"needs more than --max-systems {cfg.max_systems} units at the "
+                                               "SLO batch"})
                     continue
                 cands[i] = rc
                 queue[j][1] = max(queue[j][1], rc.units_needed)
                 continue
-            i, units, tries = queue.pop(j)
+            batch.append(queue.pop(j))
+        if not batch:
+            if queue and des_runs >= cfg.max_des_runs and next_entry() is not None:
+                stop_reason = f"DES budget of {cfg.max_des_runs} runs spent"
+            elif not queue:
+                stop_reason = "every candidate was verified or rejected"
+            break
+        results = verifier.run([(cfg.model, cands[i], units, work, cfg.slos, cfg.seed) for i, units, _ in batch])
+        des_runs += len(batch)
+        for (i, units, tries), res in zip(batch, results):
             c = cands[i]
-            res = verify(cfg.model, c, units, work, cfg.slos, files, seed=cfg.seed)
-            des_runs += 1
             if res["ok"]:
                 fl = fleet_of(c, units, res["simulated"])
                 costs = {s: scen.evaluate(s, fl, load, consts, basis=cfg.dedicated_basis,
@@ -297,7 +313,6 @@ def plan_config(cfg: PlanConfig, progress: Optional[Callable[[int, int], None]] 
                                        "the simulated percentile"},
     }
     if plot:
-        by = {d["key"]: d for d in out_cands}
         if out_cands:
             result["plot"] = plot_pareto(out_cands, {"tpot_p99": pareto["tpot_p99"], "accuracy": pareto["accuracy"]},
                                          cfg.scenarios[0], plot,

@@ -10,8 +10,6 @@ a mean is request-weighted.
 from __future__ import annotations
 
 import time
-from typing import Optional
-
 from moecap_sim.errors import UserError
 
 from .config import SLO
@@ -23,8 +21,15 @@ STATS = ("mean", "p50", "p90", "p99")
 
 
 def verify(model: str, cand: Candidate, units: int, workload: Workload, slos: tuple[SLO, ...],
-           files: ShardFiles, seed: int = 0) -> dict:
-    """Simulate ``units`` units of ``cand`` on ``workload``; ``{"ok", "simulated", "reason"}``."""
+           seed: int = 0) -> dict:
+    """Simulate ``units`` units of ``cand`` on ``workload``; ``{"ok", "simulated", "reason"}``.
+    Self-contained (writes its own temporary shard files), so a Dask worker can run it."""
+    with ShardFiles() as files:
+        return _verify(model, cand, units, workload, slos, files, seed)
+
+
+def _verify(model: str, cand: Candidate, units: int, workload: Workload, slos: tuple[SLO, ...],
+            files: ShardFiles, seed: int) -> dict:
     from moecap_sim import api
 
     t0 = time.perf_counter()
