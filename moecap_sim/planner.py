@@ -118,7 +118,7 @@ def _search(cfg: PlanConfig, consts: Constants, names: list[str], work, load, pr
                               verifier.client)
     stage1_s = time.perf_counter() - t1
     no_price: dict[str, set] = {s: set() for s in cfg.scenarios}
-    queue: list[list] = []  # [candidate index, units, tries]
+    queue: list[list] = []  # [candidate index, units, tries, 'start' | 'up' | 'down']
     for i, c in enumerate(cands):
         for s in cfg.scenarios:
             if _lower_bound(c, c.units_needed, s, cfg, mop, premium) is None:
@@ -127,7 +127,7 @@ def _search(cfg: PlanConfig, consts: Constants, names: list[str], work, load, pr
             rejected.append({"key": c.key, "system": c.system, "stage": "price",
                              "reason": f"no price for any requested scenario ({', '.join(cfg.scenarios)})"})
             continue
-        queue.append([i, c.units_needed, 0])
+        queue.append([i, c.units_needed, 0, "start"])
 
     def lb(entry, s):
         return _lower_bound(cands[entry[0]], entry[1], s, cfg, mop, premium)
@@ -204,26 +204,31 @@ def _search(cfg: PlanConfig, consts: Constants, names: list[str], work, load, pr
             elif not queue:
                 stop_reason = "every candidate was verified or rejected"
             break
-        results = verifier.run([(cfg.model, cands[i], units, work, cfg.slos, cfg.seed) for i, units, _ in batch])
+        results = verifier.run([(cfg.model, cands[i], units, work, cfg.slos, cfg.seed) for i, units, _, _ in batch])
         des_runs += len(batch)
-        for (i, units, tries), res in zip(batch, results):
+        for (i, units, tries, way), res in zip(batch, results):
             c = cands[i]
             if res["ok"]:
                 fl = fleet_of(c, units, res["simulated"])
                 costs = {s: scen.evaluate(s, fl, load, consts, basis=cfg.dedicated_basis,
                                           amortize_years=cfg.amortize_years, seed=cfg.seed) for s in cfg.scenarios}
+                verified[:] = [v for v in verified if v[0].key != c.key]  # a fleet with fewer units passed
                 verified.append((c, units, res, costs))
+                if way in ("start", "down") and units - 1 >= max(1, c.units_lower_bound):
+                    queue.append([i, units - 1, tries, "down"])  # stage 1's estimate may be pessimistic
+                continue
+            if way == "down":  # the probe failed: the passing fleet one unit larger is the answer
                 continue
             latency_miss = res["simulated"] is not None
             nxt = max(units + 1, math.ceil(units * 1.25))
             if latency_miss and tries + 1 < MAX_ESCALATIONS and nxt <= cfg.max_systems:
-                queue.append([i, nxt, tries + 1])
+                queue.append([i, nxt, tries + 1, "up"])
             else:
                 rejected.append({"key": c.key, "system": c.system, "stage": "simulation",
                                  "reason": f"with {units} unit(s): {res['reason']}"
                                            + (f" (gave up after {tries + 1} unit counts)" if latency_miss else ""),
                                  "simulated": res["simulated"]})
-    for i, units, tries in queue:  # never verified: the bound or the budget stopped the search
+    for i, units, tries, way in queue:  # never verified: the bound or the budget stopped the search
         c = cands[i]
         k = _key(c, units, cfg, mop, premium)
         budget = stop_reason.startswith("DES budget")
@@ -245,9 +250,11 @@ def _search(cfg: PlanConfig, consts: Constants, names: list[str], work, load, pr
                        "layout": {"tp": c.layout.tp, "dp": c.layout.dp, "ep": c.layout.ep, "pp": c.layout.pp,
                                   "nodes": c.layout.nodes, "attention_dp": c.layout.attention_dp,
                                   "label": c.layout.label},
-                       "placement": c.placement, "max_num_seqs": c.batch_per_replica},
+                       "placement": c.placement, "max_num_seqs": sim["max_concurrency_per_replica"],
+                       "slo_batch_steady_state": c.batch_per_replica},
             "units": units, "boxes": units * c.layout.nodes,
-            "analytical": {"units_needed": c.units_needed, "steady_ttft_s": c.steady_ttft_s,
+            "analytical": {"units_needed": c.units_needed, "units_lower_bound": c.units_lower_bound,
+                           "steady_ttft_s": c.steady_ttft_s,
                            "steady_tpot_s": c.steady_tpot_s, "unit_output_tokens_per_s": c.unit_output_tokens_per_s},
             "simulated": {m: {s: sim[m][s] for s in ("mean", "p50", "p90", "p99")}
                           for m in ("ttft_s", "tpot_s", "e2e_s", "queueing_s")}
@@ -308,7 +315,8 @@ def _search(cfg: PlanConfig, consts: Constants, names: list[str], work, load, pr
                                         f"mean {load.mean_req_s:.3g} req/s",
                         "stage1": "steady state at the tightest SLO bounds (mean lengths); a lower bound for the DES",
                         "stage2": "round-robin shards, worst shard's percentile (up to 8 shards simulated); "
-                                  "engine max_num_seqs = the stage-1 SLO batch",
+                                  "engine scheduler caps as configured (KV-limited); units start at stage 1's "
+                                  "estimate, go up on a miss and down (not below the max-batch bound) on a pass",
                         "slo_mapping": "--slo-ttft/--slo-tpot bound the simulated MEAN; --slo-<metric>-<pNN> "
                                        "the simulated percentile"},
     }

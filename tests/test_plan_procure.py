@@ -38,7 +38,7 @@ def _shard_percentiles(model, cand, rate, input_len, output_len):
             s = api.simulate(model, cand["system"], workload=files.path(shard, f"s{k}"),
                              precision=None if cfg["precision"] == "native" else cfg["precision"], engine=cfg["engine"],
                              tp=lay["tp"], dp=lay["dp"], ep=lay["ep"], pp=lay["pp"], nodes=lay["nodes"],
-                             attention_dp=lay["attention_dp"], max_num_seqs=cfg["max_num_seqs"])
+                             attention_dp=lay["attention_dp"])
             out.append(s)
     return out
 
@@ -58,11 +58,16 @@ def test_recommended_fleet_meets_percentile_slos_in_simulate(issue_plan):
     assert costs == sorted(costs)
 
 
-def test_stage_one_count_can_miss_the_percentile_slo(issue_plan):
-    """Bursty arrivals: the analytical unit count of some candidate fails in the DES and the plan
-    adds units until the percentiles pass (the old plan's failure mode)."""
-    escalated = [c for c in issue_plan["candidates"] if c["units"] > c["analytical"]["units_needed"]]
-    assert escalated, [(c["key"], c["units"], c["analytical"]["units_needed"]) for c in issue_plan["candidates"]]
+def test_the_issues_pick_misses_p99_and_the_plan_adds_units(issue_plan):
+    """Issue #11: two RTX 4090 int4 boxes meet mean TTFT at 5.53 req/s in steady state, but the
+    bursty Azure arrivals give a TTFT p99 of seconds; the plan's RTX 4090 fleet is larger."""
+    c4090 = next(c for c in issue_plan["candidates"] if c["system"] == "rtx4090x1")
+    assert c4090["units"] >= 3
+    two = dict(c4090, units=2)
+    worst = max(s["ttft_s"]["p99"] for s in _shard_percentiles("qwen3-30b-a3b", two, 5.53, 1155, 211))
+    assert worst > 2 * 0.5, worst
+    mine = max(s["ttft_s"]["p99"] for s in _shard_percentiles("qwen3-30b-a3b", c4090, 5.53, 1155, 211))
+    assert mine <= 0.5
 
 
 def test_spot_without_price_is_listed_not_dropped(issue_plan):

@@ -104,6 +104,7 @@ class Candidate:
     nvme_gb_s: Optional[float]
     host_link_gb_s: Optional[float]
     refined: bool = False  # False: units/batch are the max-batch lower bound, not yet the SLO batch
+    units_lower_bound: int = 1  # units at the largest batch's steady throughput (no fleet does with fewer)
     notes: list = field(default_factory=list)
 
     @property
@@ -114,8 +115,7 @@ class Candidate:
         """Keyword arguments that reproduce this configuration in ``predict``/``simulate``."""
         l = self.layout
         kw = dict(precision=None if self.precision == "native" else self.precision, engine=self.engine,
-                  tp=l.tp, dp=l.dp, ep=l.ep, pp=l.pp, nodes=l.nodes, attention_dp=l.attention_dp,
-                  max_num_seqs=self.batch_per_replica)
+                  tp=l.tp, dp=l.dp, ep=l.ep, pp=l.pp, nodes=l.nodes, attention_dp=l.attention_dp)
         return kw
 
     def as_dict(self) -> dict:
@@ -254,7 +254,7 @@ def evaluate_system(cfg: PlanConfig, system: str, input_len: int, output_len: in
                     system=system, precision=prec, precision_label=r["precision"]["weights_short"], engine=r["engine"],
                     layout=lay, placement=r["placement"]["strategy"], batch_per_replica=max_b,
                     steady_ttft_s=sv.ttft_s, steady_tpot_s=sv.tpot_s, unit_output_tokens_per_s=unit_tps,
-                    units_needed=needed, usd_per_hour_unit=usd, cost_basis=basis, power_w_unit=power,
+                    units_needed=needed, units_lower_bound=needed, usd_per_hour_unit=usd, cost_basis=basis, power_w_unit=power,
                     weights_gb=r["memory"].get("weights_total_gb") or 0.0, accuracy=acc,
                     accuracy_reference=(r.get("accuracy") or {}).get("radar_baseline"),
                     provider=spec.pricing.provider, nvme_gb_s=spec.host.nvme_bandwidth_gb_s,

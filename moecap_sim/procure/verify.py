@@ -2,7 +2,7 @@
 
 ``units`` system units get round-robin shards of the stream; each shard is simulated with
 :func:`moecap_sim.api.simulate` (the simulator's public API) in the candidate's configuration,
-with the engine's ``max_num_seqs`` set to the stage-1 SLO batch.  Up to ``MAX_SHARDS`` shards
+with the engine's own scheduler cap (KV-limited); the DES judges TPOT as well as TTFT.  Up to ``MAX_SHARDS`` shards
 are simulated (they are statistically alike); a percentile is the worst shard's (conservative),
 a mean is request-weighted.
 """
