@@ -287,7 +287,8 @@ def _search(cfg: PlanConfig, consts: Constants, names: list[str], work, load, pr
                 "simulated_ttft_p99_s": cheapest["simulated"]["ttft_s"]["p99"]},
             "verified_without_price": sorted({d["system"] for d in out_cands if d["cost"][s].get("no_price")}),
             "systems_without_price": sorted(no_price[s]),
-            "note": None if cheapest else f"no verified candidate has a {s} price",
+            "note": None if cheapest else ("no candidate passed the DES (see rejected)" if not out_cands
+                                           else f"no verified candidate has a {s} price"),
         }
     pts_t = [(d["key"], d["usd_per_million_output_tokens"], d["simulated"]["tpot_s"]["p99"]) for d in out_cands]
     pts_a = [(d["key"], d["usd_per_million_output_tokens"], d["accuracy"]) for d in out_cands]

@@ -186,7 +186,10 @@ def render_plan(r: dict[str, Any]) -> None:
     counts = Counter(x["stage"] for x in r["rejected"])
     console.print("rejected: " + (", ".join(f"{n} at {k}" for k, n in counts.items()) or "none")
                   + " (all with reasons in --json)")
-    for x in [x for x in r["rejected"] if x["stage"] == "simulation"][:5]:
+    shown = [x for x in r["rejected"] if x["stage"] == "simulation"][:5]
+    if not r["candidates"]:
+        shown = shown or [x for x in r["rejected"] if x["stage"] == "analytical"][:5]
+    for x in shown:
         console.print(f"  [yellow]{x['key']}[/yellow]: {x['reason']}")
     a = r["assumptions"]["constants"]
     flagged = [k for k, v in a.items() if v["assumption"]]

@@ -48,6 +48,11 @@ def plot(cands: list[dict], fronts: dict, scenario: str, path: str, title: str) 
                 ax.annotate(f"{c['system']} {c['config']['precision_label'].replace('native ', '')} ×{c['units']}",
                             (x, y), textcoords="offset points", xytext=(5, 4), fontsize=7)
         ax.set_xscale("log")
+        from matplotlib.ticker import FuncFormatter
+
+        money = FuncFormatter(lambda v, _: f"${v:.3g}")
+        ax.xaxis.set_major_formatter(money)
+        ax.xaxis.set_minor_formatter(FuncFormatter(lambda v, _: f"${v:.2g}" if f"{v:.0e}"[0] in "25" else ""))
         ax.set_xlabel(f"$ per million output tokens ({scenario}, at the day's mean load)")
         ax.set_ylabel(ylabel)
         ax.grid(alpha=0.3, which="both")
