@@ -106,6 +106,7 @@ def _search(cfg: PlanConfig, consts: Constants, names: list[str], work, load, pr
     from moecap_sim.procure import scenarios as scen
     from moecap_sim.procure.pareto import front, plot as plot_pareto
     from moecap_sim.procure.scenarios.fleet import Fleet
+    from moecap_sim.radar import classify
 
     input_len, output_len = work.mean_input, work.mean_output
     trough = load.trough_fraction
@@ -264,6 +265,9 @@ def _search(cfg: PlanConfig, consts: Constants, names: list[str], work, load, pr
             "usd_per_million_output_tokens": None if prim.get("no_price") else prim["usd_per_million_output_tokens"],
             "accuracy": c.accuracy, "accuracy_reference": c.accuracy_reference, "cost_basis": c.cost_basis,
         })
+        d = out_cands[-1]  # its place on the CAP radar's fixed scales (the same class as `radar` gives)
+        ratio = c.accuracy / c.accuracy_reference if (c.accuracy is not None and c.accuracy_reference) else None
+        d["cap"] = classify(sim["tpot_s"]["p50"], d["usd_per_million_output_tokens"], ratio)
     out_cands.sort(key=lambda d: (d["usd_per_hour"] is None, d["usd_per_hour"] or 0.0,
                                   d["simulated"]["tpot_s"]["p99"] or 0.0))
     seen, best = set(), []

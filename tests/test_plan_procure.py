@@ -90,6 +90,8 @@ def test_json_contract_and_rejections(issue_plan):
     assert all(x["reason"] and x["stage"] in ("analytical", "simulation", "bound", "budget", "price")
                for x in r["rejected"])
     assert set(r["scenarios"]) == {"dedicated", "spot", "elastic", "serverless"}
+    assert c["cap"]["tradeoff_class"] in ("PA", "PC", "CA", "undetermined")
+    assert c["cap"]["radius"]["accuracy"] < 100  # an int4 pick carries its published quantization delta
     used = r["assumptions"]["constants"]
     assert used and all(v["source"] for v in used.values())
     assert used["spot.interruptions_per_hour.aws"]["assumption"] is True  # recalled, flagged

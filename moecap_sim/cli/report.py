@@ -162,12 +162,13 @@ def render_plan(r: dict[str, Any]) -> None:
     prim = r["scenarios_requested"][0]
     console.print(table(f"Verified configurations (ranked by {prim} $/h; latency percentiles simulated)",
                         ["#", "system", "precision", "engine", "layout", "units", "TTFT p50/p99 s", "TPOT p90/p99 s",
-                         "$/h", "$/M out", "accuracy"],
+                         "$/h", "$/M out", "accuracy", "CAP"],
                         [[c["rank"], c["system"], c["config"]["precision_label"], c["config"]["engine"],
                           c["config"]["layout"]["label"], c["units"],
                           f"{fmt(c['simulated']['ttft_s']['p50'])} / {fmt(c['simulated']['ttft_s']['p99'])}",
                           f"{fmt(c['simulated']['tpot_s']['p90'])} / {fmt(c['simulated']['tpot_s']['p99'])}",
-                          c["usd_per_hour"], c["usd_per_million_output_tokens"], c["accuracy"]]
+                          c["usd_per_hour"], c["usd_per_million_output_tokens"], c["accuracy"],
+                          c["cap"]["tradeoff_class"]]
                          for c in r["candidates"]]))
     by = {c["key"]: c for c in r["candidates"]}
     rows = []

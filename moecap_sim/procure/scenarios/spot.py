@@ -1,7 +1,7 @@
 """Spot fleet: the verified fleet on spot instances, interrupted as a Poisson process.
 
 Each unit is interrupted at ``λ`` per hour (per provider, from the constants table).  On an
-interruption the unit's in-flight requests (unit capacity × E2E, on average half done) are lost
+interruption the unit's in-flight requests (unit capacity × E2E; ``lost_work_fraction`` of their work lost) are lost
 and re-queued on the others; an on-demand fallback unit is launched at once and serves until a
 replacement spot unit is ready (re-acquire time + cold start), billed at on-demand for that
 time; until the fallback is up (its cold start) the fleet runs one unit short.  Expected cost
@@ -33,7 +33,8 @@ def cost(fleet: Fleet, load: LoadProfile, consts, interruptions_per_hour: Option
     interrupts_h = n * lam
     fallback_usd_h = interrupts_h * replace_s / 3600.0 * fallback_price
     in_flight = fleet.unit_capacity_req_s * fleet.e2e_mean_s
-    redo_usd_h = interrupts_h * 0.5 * fleet.e2e_mean_s / 3600.0 * spot  # half-done work re-run
+    lost = float(consts.get("spot.lost_work_fraction"))
+    redo_usd_h = interrupts_h * lost * fleet.e2e_mean_s / 3600.0 * spot  # the lost part of in-flight work re-run
     usd_h = n * spot + fallback_usd_h + redo_usd_h
     short_s = cs["total_s"]
     return {"no_price": False, "basis": f"spot ${spot:.4g}/h per unit, on-demand fallback", "usd_per_hour": usd_h,
