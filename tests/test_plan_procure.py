@@ -279,3 +279,19 @@ def test_owned_only_systems_need_the_owned_basis():
     owned = api.plan("olmoe-1b-7b", pricing="owned", **kw)
     assert "xeon6454s-2s-rtx4090" in {c["system"] for c in owned["candidates"]}
     assert all(c["cost"]["dedicated"]["basis"] == "owned" for c in owned["candidates"])
+
+
+def test_cold_start_is_weight_bytes_over_the_spec_bandwidth_plus_engine_start():
+    from moecap_sim.procure.scenarios.fleet import cold_start_s
+
+    k = Constants()
+    f = _fleet()  # 60 GB of weights, NVMe 3 GB/s, host link 25 GB/s
+    sv = cold_start_s(f, k, "serverless", include_boot=False)
+    assert sv["weights_load_s"] == pytest.approx(20.0) and sv["total_s"] == pytest.approx(20.0 + 30.0)
+    el = cold_start_s(f, k, "elastic", include_boot=True)
+    assert el["total_s"] == pytest.approx(120.0 + 20.0 + 60.0)
+    no_disk = Fleet(**{**f.__dict__, "nvme_gb_s": None, "host_link_gb_s": 1.0})
+    c = cold_start_s(no_disk, k, "serverless", include_boot=False)
+    assert c["load_gb_s"] == 1.0 and "host link" in c["load_bandwidth_from"]  # min(network 1.25, link 1.0)
+    slow = Constants({"serverless.engine_start_s": 90})
+    assert cold_start_s(f, slow, "serverless", include_boot=False)["total_s"] == pytest.approx(110.0)

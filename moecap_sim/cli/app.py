@@ -333,7 +333,8 @@ def plan_cmd(
     set_: Optional[list[str]] = typer.Option(None, "--set", help="Override a scenario constant, KEY=VALUE (repeatable; "
                                                                 "keys in moecap_sim/procure/scenario_constants.yaml)."),
     plot: Optional[str] = typer.Option(None, "--plot", help="Write the Pareto plot here (.png/.pdf/.svg)."),
-    dask: Optional[str] = typer.Option(None, "--dask", help="Run stage 1 on Dask: 'local' or tcp://host:port (needs the dist extra)."),
+    dask: Optional[str] = typer.Option(None, "--dask", help="Run stage 1 and the DES verifications on Dask: 'local' or "
+                                                        "tcp://host:port (needs the dist extra)."),
     top: int = typer.Option(10, help="How many configurations to list."),
     json_out: bool = typer.Option(False, "--json", help="Print JSON (candidates, rejected, pareto, scenarios, assumptions)."),
 ):

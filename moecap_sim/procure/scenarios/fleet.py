@@ -66,14 +66,14 @@ def per_million(usd_per_hour: Optional[float], load: LoadProfile, output_len: in
 def cold_start_s(fleet: Fleet, consts, scenario: str, *, include_boot: bool) -> dict:
     """Seconds from launch to serving: [VM boot] + weight bytes / load bandwidth + engine start.
     Load bandwidth = min(storage, host link): the system's NVMe read bandwidth where its spec
-    gives one (elastic: a VM with a local copy), else the scenario's storage/network constant."""
-    if scenario == "serverless":
-        store = float(consts.get("serverless.network_gb_s"))
-        store_src = "serverless.network_gb_s"
-    elif fleet.nvme_gb_s:
+    gives one (weights cached on the machine's local disk), else the scenario's constant
+    (elastic: ``elastic.storage_gb_s``; serverless: ``serverless.network_gb_s``, a cold worker
+    pulling from a model store)."""
+    if fleet.nvme_gb_s:
         store, store_src = fleet.nvme_gb_s, f"{fleet.system} spec host.nvme_bandwidth_gb_s"
     else:
-        store, store_src = float(consts.get("elastic.storage_gb_s")), "elastic.storage_gb_s"
+        key = "serverless.network_gb_s" if scenario == "serverless" else "elastic.storage_gb_s"
+        store, store_src = float(consts.get(key)), key
     bw = min(store, fleet.host_link_gb_s) if fleet.host_link_gb_s else store
     load_s = fleet.weights_gb / bw if bw > 0 else 0.0
     engine_s = float(consts.get(f"{scenario}.engine_start_s"))

@@ -3,8 +3,9 @@
 Requests arrive as a Poisson process following the day's load (seeded); each occupies its unit
 for the simulated mean E2E latency, and a unit holds as many at once as it did in the DES at the
 verified peak (Little's law: unit capacity × E2E).  Units start when the requests in flight need
-them — cold start = weight bytes / network bandwidth (a model store; capped by the host link) +
-engine start — are billed per second from start, and stop after ``keep_warm_s`` without work.
+them — cold start = weight bytes / the spec's NVMe bandwidth (weights cached on the worker's
+disk; a model-store network constant where the spec has none; capped by the host link) + engine
+start — are billed per second from start, and stop after ``keep_warm_s`` without work.
 Requests arriving while fewer units are ready than needed waited for a cold start (counted).
 At a constant high load the fleet stays warm and the cost converges to dedicated at the same
 price; at low load it pays only for busy time.
