@@ -41,8 +41,8 @@ def _consts_for_search(cfg: PlanConfig, consts: Constants) -> dict:
             "pue": consts.get("dedicated.pue") if cfg.pue is None else cfg.pue}
 
 
-def _lower_bound(c: Candidate, units: int, scenario: str, cfg: PlanConfig, mean_over_peak: float,
-                 premium: float) -> Optional[float]:
+def _lb(c: Candidate, units: int, scenario: str, cfg: PlanConfig, mean_over_peak: float,
+                 premium: float, min_replicas: float = 1.0) -> Optional[float]:
     """A lower bound on the scenario's $/h for ``units`` units of ``c`` (None: no price)."""
     p = c.usd_per_hour_unit
     if scenario == "dedicated":
@@ -53,13 +53,10 @@ def _lower_bound(c: Candidate, units: int, scenario: str, cfg: PlanConfig, mean_
     if od is None:
         return None
     if scenario == "elastic":
-        return od * max(1.0, units * mean_over_peak)
+        return od * max(min_replicas, units * mean_over_peak)
     return od * premium * units * mean_over_peak  # serverless: the fluid bound
 
 
-def _key(c: Candidate, units: int, cfg: PlanConfig, mop: float, premium: float) -> Optional[float]:
-    vals = [v for s in cfg.scenarios if (v := _lower_bound(c, units, s, cfg, mop, premium)) is not None]
-    return min(vals) if vals else None
 
 
 def _stage1(cfg: PlanConfig, names: list[str], input_len: int, output_len: int, sc: dict,
@@ -112,6 +109,16 @@ def _search(cfg: PlanConfig, consts: Constants, names: list[str], work, load, pr
     trough = load.trough_fraction
     mop = load.mean_req_s / load.peak_req_s
     premium = float(consts.get("serverless.price_premium")) if "serverless" in cfg.scenarios else 1.0
+    min_rep = float(consts.get("elastic.min_replicas")) if "elastic" in cfg.scenarios else 1.0
+
+    def bound(c: Candidate, units: int, s: str) -> Optional[float]:
+        """Lower bound on scenario ``s``'s $/h for ``units`` units of ``c`` (None: no price)."""
+        return _lb(c, units, s, cfg, mop, premium, min_rep)
+
+    def key_of(c: Candidate, units: int) -> Optional[float]:
+        """The smallest lower bound over the requested scenarios (the search order)."""
+        vals = [v for s in cfg.scenarios if (v := bound(c, units, s)) is not None]
+        return min(vals) if vals else None
 
     # ---- stage 1: analytical search
     t1 = time.perf_counter()
@@ -122,19 +129,19 @@ def _search(cfg: PlanConfig, consts: Constants, names: list[str], work, load, pr
     queue: list[list] = []  # [candidate index, units, tries, 'start' | 'up' | 'down']
     for i, c in enumerate(cands):
         for s in cfg.scenarios:
-            if _lower_bound(c, c.units_needed, s, cfg, mop, premium) is None:
+            if bound(c, c.units_needed, s) is None:
                 no_price[s].add(c.system)
-        if _key(c, c.units_needed, cfg, mop, premium) is None:
+        if key_of(c, c.units_needed) is None:
             rejected.append({"key": c.key, "system": c.system, "stage": "price",
                              "reason": f"no price for any requested scenario ({', '.join(cfg.scenarios)})"})
             continue
         queue.append([i, c.units_needed, 0, "start"])
 
     def lb(entry, s):
-        return _lower_bound(cands[entry[0]], entry[1], s, cfg, mop, premium)
+        return bound(cands[entry[0]], entry[1], s)
 
     def key(entry):
-        return _key(cands[entry[0]], entry[1], cfg, mop, premium)
+        return key_of(cands[entry[0]], entry[1])
 
     def fleet_of(c: Candidate, units: int, sim: dict) -> Fleet:
         return Fleet(system=c.system, units=units, peak_rate_req_s=cfg.rate_req_s, output_len=output_len,
@@ -231,7 +238,7 @@ def _search(cfg: PlanConfig, consts: Constants, names: list[str], work, load, pr
                                  "simulated": res["simulated"]})
     for i, units, tries, way in queue:  # never verified: the bound or the budget stopped the search
         c = cands[i]
-        k = _key(c, units, cfg, mop, premium)
+        k = key_of(c, units)
         budget = stop_reason.startswith("DES budget")
         rejected.append({"key": c.key, "system": c.system, "stage": "budget" if budget else "bound",
                          "reason": ("not verified: the DES budget (--max-des-runs) was spent first" if budget else
@@ -365,8 +372,8 @@ def plan(model: str, *, rate: Optional[float] = None, output_tokens_per_s: Optio
     rate_req_s = rate if rate is not None else output_tokens_per_s / output_len
     slos = slos_from_flags(slo_ttft_s, slo_tpot_s, **slo_percentiles)
     basis = pricing
-    if pricing == "spot":
-        scenarios = scenarios or ["spot"]
+    if pricing == "spot":  # the old flag: spot is a scenario now
+        scenarios = ["spot"] + [s for s in (scenarios or []) if s != "spot"]
         basis = "on-demand"
     from moecap_sim.procure.distributed import check_dask_address
 

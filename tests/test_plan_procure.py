@@ -295,3 +295,21 @@ def test_cold_start_is_weight_bytes_over_the_spec_bandwidth_plus_engine_start():
     assert c["load_gb_s"] == 1.0 and "host link" in c["load_bandwidth_from"]  # min(network 1.25, link 1.0)
     slow = Constants({"serverless.engine_start_s": 90})
     assert cold_start_s(f, slow, "serverless", include_boot=False)["total_s"] == pytest.approx(110.0)
+
+
+@pytest.mark.parametrize("trough,rate,units", [(0.35, 10.0, 4), (0.1, 2.0, 2), (1.0, 40.0, 8), (0.5, 0.05, 1)])
+def test_search_bounds_never_exceed_the_scenario_costs(trough, rate, units):
+    """The search stops on lower bounds; they must not exceed what the scenario models charge."""
+    from moecap_sim.planner import _lb
+    from moecap_sim.procure.config import PlanConfig
+    from moecap_sim.procure.search import Candidate, Layout
+
+    k = Constants()
+    f = _fleet(units=units, rate=rate)
+    load = LoadProfile(rate, trough)
+    c = Candidate("x", "int4", "int4", "vllm", Layout(), "none", 8, 0.1, 0.02, 100.0, units, f.usd_per_hour_unit,
+                  {}, 1000.0, 60.0, 80.0, 81.0, "aws", 3.0, 25.0, refined=True)
+    cfg = PlanConfig(model="m", rate_req_s=rate, scenarios=("dedicated", "elastic", "serverless", "spot"))
+    mop = load.mean_req_s / load.peak_req_s
+    for s, model in (("dedicated", dedicated), ("elastic", elastic), ("serverless", serverless), ("spot", spot)):
+        assert _lb(c, units, s, cfg, mop, 1.0) <= model.cost(f, load, k)["usd_per_hour"] * (1 + 1e-9), s
