@@ -72,8 +72,9 @@ def _stage1(cfg: PlanConfig, names: list[str], input_len: int, output_len: int, 
 
 
 def plan_config(cfg: PlanConfig, progress: Optional[Callable[[int, int], None]] = None,
-                plot: Optional[str] = None) -> dict[str, Any]:
-    """Run the two-stage plan for ``cfg`` (see the module docstring); ``plot`` writes the Pareto PNG."""
+                plot: Optional[str] = None, radar_plot: Optional[str] = None) -> dict[str, Any]:
+    """Run the two-stage plan for ``cfg`` (see the module docstring); ``plot`` writes the Pareto
+    plot, ``radar_plot`` the Pareto candidates on the CAP radar's fixed scales."""
     from moecap_sim.catalog.hardware import systems
     from moecap_sim.catalog.models import get_model
     from moecap_sim.inputs import check_output_path
@@ -82,6 +83,7 @@ def plan_config(cfg: PlanConfig, progress: Optional[Callable[[int, int], None]] 
 
     t_start = time.perf_counter()
     check_output_path(plot, "--plot", (".png", ".pdf", ".svg"))
+    check_output_path(radar_plot, "--radar", (".png", ".pdf", ".svg"))
     consts = Constants(cfg.constants)
     get_model(cfg.model)
     names = list(cfg.systems) if cfg.systems else systems().names()
@@ -93,11 +95,11 @@ def plan_config(cfg: PlanConfig, progress: Optional[Callable[[int, int], None]] 
     from moecap_sim.procure.distributed import Verifier
 
     with Verifier(cfg.dask) as verifier:
-        return _search(cfg, consts, names, work, load, progress, plot, verifier, t_start)
+        return _search(cfg, consts, names, work, load, progress, plot, radar_plot, verifier, t_start)
 
 
-def _search(cfg: PlanConfig, consts: Constants, names: list[str], work, load, progress, plot, verifier,
-            t_start: float) -> dict[str, Any]:
+def _search(cfg: PlanConfig, consts: Constants, names: list[str], work, load, progress, plot, radar_plot,
+            verifier, t_start: float) -> dict[str, Any]:
     """Stages 1 and 2, the scenarios and the outputs of :func:`plan_config` (``verifier`` runs
     the DES here or on Dask)."""
     from moecap_sim.procure import scenarios as scen
@@ -332,6 +334,9 @@ def _search(cfg: PlanConfig, consts: Constants, names: list[str], work, load, pr
                         "slo_mapping": "--slo-ttft/--slo-tpot bound the simulated MEAN; --slo-<metric>-<pNN> "
                                        "the simulated percentile"},
     }
+    if radar_plot:
+        result["radar_plot"] = _plan_radar(out_cands, set(pareto["tpot_p99"]) | set(pareto["accuracy"]),
+                                           cfg.scenarios[0], radar_plot) if out_cands else None
     if plot:
         if out_cands:
             result["plot"] = plot_pareto(out_cands, {"tpot_p99": pareto["tpot_p99"], "accuracy": pareto["accuracy"]},
@@ -352,7 +357,8 @@ def plan(model: str, *, rate: Optional[float] = None, output_tokens_per_s: Optio
          usd_per_kwh: Optional[float] = None, pue: Optional[float] = None, workload: str = "azure-conv",
          requests: Optional[int] = None, seed: int = 0, verify_top: int = 8, max_des_runs: int = 40,
          max_systems: int = 64, max_nodes: int = 2, top: int = 10, min_accuracy: Optional[float] = None,
-         constants: Optional[dict] = None, plot: Optional[str] = None, dask: Optional[str] = None,
+         constants: Optional[dict] = None, plot: Optional[str] = None, radar_plot: Optional[str] = None,
+         dask: Optional[str] = None,
          progress: Optional[Callable[[int, int], None]] = None, **slo_percentiles: Optional[float]) -> dict[str, Any]:
     """The cheapest verified fleet for a peak load (``rate`` req/s or ``output_tokens_per_s``)
     meeting the SLOs: ``slo_ttft_s``/``slo_tpot_s`` bound the simulated means (the old flags),
@@ -391,7 +397,7 @@ def plan(model: str, *, rate: Optional[float] = None, output_tokens_per_s: Optio
 
         for e in engines:
             get_engine(e)
-    return plan_config(cfg, progress=progress, plot=plot)
+    return plan_config(cfg, progress=progress, plot=plot, radar_plot=radar_plot)
 
 
 def parse_constants(items: list[str]) -> dict[str, float]:
@@ -407,3 +413,25 @@ def parse_constants(items: list[str]) -> dict[str, float]:
             raise UserError(f"--set {it!r}: expected KEY=VALUE with a finite non-negative number, e.g. spot.reacquire_s=600")
         out[k.strip()] = x
     return out
+
+
+def _plan_radar(cands: list[dict], keys: set, scenario: str, path: str) -> str:
+    """The plan's trade-off view: its Pareto candidates on the CAP radar's fixed scales (simulated
+    TPOT p50, $/M output tokens of ``scenario``, accuracy vs the full-precision reference)."""
+    from moecap_sim.radar import COST_SCALES, _plot
+
+    rows = []
+    for d in cands:
+        if d["key"] not in keys:
+            continue
+        cap = d["cap"]
+        ratio = d["accuracy"] / d["accuracy_reference"] if (d["accuracy"] is not None and d["accuracy_reference"]) else None
+        rows.append({"label": f"{d['system']} {d['config']['precision_label'].replace('native ', '')} ×{d['units']}",
+                     "fits": True, "plotted": d["usd_per_million_output_tokens"] is not None,
+                     "radius": cap["radius"], "tradeoff_class": cap["tradeoff_class"],
+                     "tpot_s": d["simulated"]["tpot_s"]["p50"], "cost": d["usd_per_million_output_tokens"],
+                     "accuracy": d["accuracy"], "accuracy_ratio": ratio,
+                     "cost_basis": f"no {scenario} price"})
+    return _plot(rows, COST_SCALES["usd_per_million_output_tokens"],
+                 f"plan's Pareto candidates: $/M output tokens, {scenario} scenario at the day's mean load; "
+                 "TPOT = simulated p50", path)

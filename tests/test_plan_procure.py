@@ -229,10 +229,11 @@ def test_cli_plan_json_and_plot(tmp_path, capsys):
     out = tmp_path / "pareto.png"
     rc = main(["plan", "--model", "olmoe-1b-7b", "--rate", "2", "--slo-tpot-p99", "0.05", "--slo-ttft-p99", "2",
                "--system", "l4x1", "--system", "h100x1", "--requests", "400", "--scenario", "dedicated",
-               "--scenario", "serverless", "--plot", str(out), "--json"])
+               "--scenario", "serverless", "--plot", str(out), "--radar", str(tmp_path / "cap.png"), "--json"])
     assert rc == 0
     r = json.loads(capsys.readouterr().out)
     assert r["candidates"] and r["plot"] == str(out) and out.stat().st_size > 10_000
+    assert (tmp_path / "cap.png").stat().st_size > 10_000
     assert r["candidates"][0]["simulated"]["tpot_s"]["p99"] <= 0.05
 
 

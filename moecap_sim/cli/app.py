@@ -333,6 +333,8 @@ def plan_cmd(
     set_: Optional[list[str]] = typer.Option(None, "--set", help="Override a scenario constant, KEY=VALUE (repeatable; "
                                                                 "keys in moecap_sim/procure/scenario_constants.yaml)."),
     plot: Optional[str] = typer.Option(None, "--plot", help="Write the Pareto plot here (.png/.pdf/.svg)."),
+    radar_out: Optional[str] = typer.Option(None, "--radar", help="Write the Pareto candidates on the CAP radar's "
+                                                                  "fixed scales here (.png/.pdf/.svg)."),
     dask: Optional[str] = typer.Option(None, "--dask", help="Run stage 1 and the DES verifications on Dask: 'local' or "
                                                         "tcp://host:port (needs the dist extra)."),
     top: int = typer.Option(10, help="How many configurations to list."),
@@ -355,7 +357,7 @@ def plan_cmd(
                  engines=engine, pricing=pricing, amortize_years=amortize_years, usd_per_kwh=usd_per_kwh, pue=pue,
                  workload=workload, requests=requests, seed=seed, verify_top=verify_top, max_des_runs=max_des_runs,
                  max_systems=max_systems, max_nodes=max_nodes, min_accuracy=min_accuracy, constants=consts,
-                 plot=plot, dask=dask, top=top, progress=bar)
+                 plot=plot, radar_plot=radar_out, dask=dask, top=top, progress=bar)
     if json_out:
         return print_json(r)
     from moecap_sim.cli.report import render_plan

@@ -196,5 +196,6 @@ def render_plan(r: dict[str, Any]) -> None:
     flagged = [k for k, v in a.items() if v["assumption"]]
     if flagged:
         console.print(f"[dim]assumptions (source marked '?'): {', '.join(flagged)} — see --json 'assumptions'[/dim]")
-    if r.get("plot"):
-        console.print(f"plot: {r['plot']}")
+    for k in ("plot", "radar_plot"):
+        if r.get(k):
+            console.print(f"{k.replace('_', ' ')}: {r[k]}")
