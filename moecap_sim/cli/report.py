@@ -148,6 +148,13 @@ def _scenario_detail(name: str, c: dict) -> str:
     return ""
 
 
+def _first(names: list, n: int) -> str:
+    """``a, b, c (+4 more)`` — long lists stay in --json."""
+    if not names:
+        return "—"
+    return ", ".join(names[:n]) + (f" (+{len(names) - n} more)" if len(names) > n else "")
+
+
 def render_plan(r: dict[str, Any]) -> None:
     """The plan: verified candidates, the cheapest per scenario, rejections by stage, assumptions."""
     t = r["target"]
@@ -179,7 +186,7 @@ def render_plan(r: dict[str, Any]) -> None:
             detail = _scenario_detail(name, by[ch["key"]]["cost"][name])
         rows.append([name, f"{ch['system']} ×{ch['units']}" if ch else "—", ch and ch["usd_per_hour"],
                      ch and ch["usd_per_million_output_tokens"], detail or (sc["note"] or ""),
-                     ", ".join(sc["systems_without_price"]) or "—"])
+                     _first(sc["systems_without_price"], 6)])
     console.print(table("Cheapest verified fleet per scenario ($/M at the day's mean load)",
                         ["scenario", "fleet", "$/h", "$/M out", "details", "no price for this scenario"], rows))
     from collections import Counter
