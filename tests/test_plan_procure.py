@@ -246,9 +246,12 @@ def test_dask_cluster_gives_the_local_answer():
                                   dashboard_address=":0") as cluster:
         remote = api.plan("olmoe-1b-7b", dask=cluster.scheduler_address, **kw)
     assert remote["search"]["dask"].startswith("tcp://")
-    strip = lambda r: [(c["key"], c["units"], c["usd_per_hour"], c["simulated"]["ttft_s"]["p99"]) for c in r["candidates"]]
-    assert local["candidates"] and strip(remote) == strip(local)
-    assert remote["rejected"] == local["rejected"]
+    # stage 1 is identical; stage 2 verifies a worker's worth at a time and stops on the same proof
+    stage1 = lambda r: sorted((x["key"], x["reason"]) for x in r["rejected"] if x["stage"] == "analytical")
+    assert stage1(remote) == stage1(local)
+    assert remote["search"]["stage1_feasible"] == local["search"]["stage1_feasible"]
+    assert local["candidates"] and remote["candidates"][0] == local["candidates"][0]
+    assert remote["scenarios"] == local["scenarios"]
 
 
 def test_dask_address_checked_before_work():
