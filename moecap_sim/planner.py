@@ -72,7 +72,8 @@ def _stage1(cfg: PlanConfig, names: list[str], input_len: int, output_len: int, 
 
 
 def plan_config(cfg: PlanConfig, progress: Optional[Callable[[int, int], None]] = None,
-                plot: Optional[str] = None, radar_plot: Optional[str] = None) -> dict[str, Any]:
+                plot: Optional[str] = None, radar_plot: Optional[str] = None,
+                des_progress: Optional[Callable[[int, int], None]] = None) -> dict[str, Any]:
     """Run the two-stage plan for ``cfg`` (see the module docstring); ``plot`` writes the Pareto
     plot, ``radar_plot`` the Pareto candidates on the CAP radar's fixed scales."""
     from moecap_sim.catalog.hardware import systems
@@ -95,11 +96,11 @@ def plan_config(cfg: PlanConfig, progress: Optional[Callable[[int, int], None]] 
     from moecap_sim.procure.distributed import Verifier
 
     with Verifier(cfg.dask) as verifier:
-        return _search(cfg, consts, names, work, load, progress, plot, radar_plot, verifier, t_start)
+        return _search(cfg, consts, names, work, load, progress, plot, radar_plot, verifier, t_start, des_progress)
 
 
 def _search(cfg: PlanConfig, consts: Constants, names: list[str], work, load, progress, plot, radar_plot,
-            verifier, t_start: float) -> dict[str, Any]:
+            verifier, t_start: float, des_progress=None) -> dict[str, Any]:
     """Stages 1 and 2, the scenarios and the outputs of :func:`plan_config` (``verifier`` runs
     the DES here or on Dask)."""
     from moecap_sim.procure import scenarios as scen
@@ -216,6 +217,8 @@ def _search(cfg: PlanConfig, consts: Constants, names: list[str], work, load, pr
             break
         results = verifier.run([(cfg.model, cands[i], units, work, cfg.slos, cfg.seed) for i, units, _, _ in batch])
         des_runs += len(batch)
+        if des_progress is not None:
+            des_progress(des_runs, cfg.max_des_runs)
         for (i, units, tries, way), res in zip(batch, results):
             c = cands[i]
             if res["ok"]:
@@ -358,14 +361,15 @@ def plan(model: str, *, rate: Optional[float] = None, output_tokens_per_s: Optio
          requests: Optional[int] = None, seed: int = 0, verify_top: int = 8, max_des_runs: int = 40,
          max_systems: int = 64, max_nodes: int = 2, top: int = 10, min_accuracy: Optional[float] = None,
          constants: Optional[dict] = None, plot: Optional[str] = None, radar_plot: Optional[str] = None,
-         dask: Optional[str] = None,
-         progress: Optional[Callable[[int, int], None]] = None, **slo_percentiles: Optional[float]) -> dict[str, Any]:
+         dask: Optional[str] = None, progress: Optional[Callable[[int, int], None]] = None,
+         des_progress: Optional[Callable[[int, int], None]] = None,
+         **slo_percentiles: Optional[float]) -> dict[str, Any]:
     """The cheapest verified fleet for a peak load (``rate`` req/s or ``output_tokens_per_s``)
     meeting the SLOs: ``slo_ttft_s``/``slo_tpot_s`` bound the simulated means (the old flags),
     ``slo_<ttft|tpot|e2e>_<p50|p90|p99>_s=...`` the simulated percentiles (seconds).
     ``scenarios`` ⊂ dedicated, elastic, serverless, spot (first = ranking); ``pricing`` is the
     dedicated basis (on-demand | owned; 'spot' means ``scenarios=['spot']``).  ``progress(done,
-    total)`` is called per system in stage 1."""
+    total)`` is called per system in stage 1, ``des_progress(runs, budget)`` after DES runs."""
     from moecap_sim.inputs import PlanArgs, check_args
 
     check_args(PlanArgs, rate=rate, output_tokens_per_s=output_tokens_per_s, input_len=input_len,
@@ -397,7 +401,7 @@ def plan(model: str, *, rate: Optional[float] = None, output_tokens_per_s: Optio
 
         for e in engines:
             get_engine(e)
-    return plan_config(cfg, progress=progress, plot=plot, radar_plot=radar_plot)
+    return plan_config(cfg, progress=progress, plot=plot, radar_plot=radar_plot, des_progress=des_progress)
 
 
 def parse_constants(items: list[str]) -> dict[str, float]:

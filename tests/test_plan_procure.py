@@ -317,3 +317,11 @@ def test_search_bounds_never_exceed_the_scenario_costs(trough, rate, units):
     mop = load.mean_req_s / load.peak_req_s
     for s, model in (("dedicated", dedicated), ("elastic", elastic), ("serverless", serverless), ("spot", spot)):
         assert _lb(c, units, s, cfg, mop, 1.0) <= model.cost(f, load, k)["usd_per_hour"] * (1 + 1e-9), s
+
+
+def test_progress_reports_both_stages():
+    s1, s2 = [], []
+    r = api.plan("olmoe-1b-7b", rate=1, requests=200, systems_list=["l4x1", "l4x4"], precisions=["native"],
+                 max_des_runs=5, progress=lambda d, t: s1.append((d, t)), des_progress=lambda d, t: s2.append((d, t)))
+    assert s1[0] == (0, 2) and s1[-1] == (2, 2)
+    assert s2 and s2[-1] == (r["search"]["des_runs"], 5) and [d for d, _ in s2] == sorted(d for d, _ in s2)

@@ -348,7 +348,8 @@ def plan_cmd(
     from moecap_sim.planner import parse_constants, plan
 
     consts = parse_constants(set_ or [])
-    with LazyProgress("stage 1: systems × precisions × engines × layouts") as bar:
+    with LazyProgress("stage 1: systems × precisions × engines × layouts") as bar, \
+            LazyProgress("stage 2: DES verifications (of the budget)") as bar2:
         r = plan(model, rate=rate, output_tokens_per_s=output_tokens_per_s, input_len=input_len, output_len=output_len,
                  slo_ttft_s=slo_ttft, slo_tpot_s=slo_tpot, slo_ttft_p50_s=slo_ttft_p50, slo_ttft_p90_s=slo_ttft_p90,
                  slo_ttft_p99_s=slo_ttft_p99, slo_tpot_p50_s=slo_tpot_p50, slo_tpot_p90_s=slo_tpot_p90,
@@ -357,7 +358,7 @@ def plan_cmd(
                  engines=engine, pricing=pricing, amortize_years=amortize_years, usd_per_kwh=usd_per_kwh, pue=pue,
                  workload=workload, requests=requests, seed=seed, verify_top=verify_top, max_des_runs=max_des_runs,
                  max_systems=max_systems, max_nodes=max_nodes, min_accuracy=min_accuracy, constants=consts,
-                 plot=plot, radar_plot=radar_out, dask=dask, top=top, progress=bar)
+                 plot=plot, radar_plot=radar_out, dask=dask, top=top, progress=bar, des_progress=bar2)
     if json_out:
         return print_json(r)
     from moecap_sim.cli.report import render_plan
