@@ -252,6 +252,9 @@ def _search(cfg: PlanConfig, consts: Constants, names: list[str], work, load, pr
                          "lower_bound_usd_per_hour": k})
     stage2_s = time.perf_counter() - t2
 
+    # ---- heterogeneous fleets (dedicated): two verified configurations mixed to round units down
+    hetero = _heterogeneous(cfg, verified, work, verifier) if "dedicated" in cfg.scenarios else None
+
     # ---- scenarios, ranking, Pareto
     out_cands = []
     for c, units, res, costs in verified:
@@ -317,6 +320,7 @@ def _search(cfg: PlanConfig, consts: Constants, names: list[str], work, load, pr
         "slo": [{"metric": x.metric, "stat": x.stat, "bound_s": x.bound_s} for x in cfg.slos],
         "workload": work.description,
         "scenarios_requested": list(cfg.scenarios), "dedicated_basis": cfg.dedicated_basis,
+        "heterogeneous": hetero,
         "candidates": best[:cfg.top], "verified": len(out_cands),
         "rejected": rejected, "pareto": pareto, "scenarios": scenarios_out,
         "pareto_points": {d["key"]: {"usd_per_million_output_tokens": d["usd_per_million_output_tokens"],
@@ -439,3 +443,37 @@ def _plan_radar(cands: list[dict], keys: set, scenario: str, path: str) -> str:
     return _plot(rows, COST_SCALES["usd_per_million_output_tokens"],
                  f"plan's Pareto candidates: $/M output tokens, {scenario} scenario at the day's mean load; "
                  "TPOT = simulated p50", path)
+
+
+MAX_MIXED_RUNS = 3
+
+
+def _heterogeneous(cfg: PlanConfig, verified: list, work, verifier) -> Optional[dict]:
+    """The cheapest verified two-configuration dedicated fleet cheaper than every verified
+    single-configuration one (:mod:`moecap_sim.procure.mixed`), or why there is none."""
+    from moecap_sim.perf.cost import usd_per_million
+    from moecap_sim.procure.mixed import Option, mixed_fleets
+
+    opts, by = [], {}
+    for c, units, res, costs in verified:
+        d = costs.get("dedicated") or {}
+        if d.get("no_price"):
+            continue
+        opts.append(Option(c.key, units, c.usd_per_hour_unit[cfg.dedicated_basis], cfg.rate_req_s / units))
+        by[c.key] = c
+    tried = []
+    for cost, parts in mixed_fleets(opts, cfg.rate_req_s, limit=MAX_MIXED_RUNS):
+        res = verifier.run_mixed([(cfg.model, [(by[o.key], n, o.capacity_req_s) for o, n in parts], work, cfg.slos,
+                                   cfg.seed)])[0]
+        fleet = [{"key": o.key, "system": by[o.key].system, "units": n} for o, n in parts]
+        tried.append({"fleet": fleet, "usd_per_hour": cost, "ok": res["ok"], "reason": res["reason"]})
+        if res["ok"]:
+            best_pure = min(o.units * o.usd_per_hour for o in opts)
+            sim = res["simulated"]
+            return {"fleet": fleet, "usd_per_hour": cost, "saves_usd_per_hour": best_pure - cost,
+                    "usd_per_million_output_tokens_at_peak": usd_per_million(cost, cfg.rate_req_s * work.mean_output),
+                    "simulated": {m: sim[m] for m in ("ttft_s", "tpot_s", "e2e_s")}, "dispatch":
+                    "capacity-weighted round-robin", "tried": tried}
+    return {"fleet": None, "tried": tried,
+            "note": ("no two-configuration mix is cheaper than the best single-configuration fleet" if not tried
+                     else "the cheaper mixes tried miss the SLOs in the DES")}

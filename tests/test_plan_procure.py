@@ -325,3 +325,34 @@ def test_progress_reports_both_stages():
                  max_des_runs=5, progress=lambda d, t: s1.append((d, t)), des_progress=lambda d, t: s2.append((d, t)))
     assert s1[0] == (0, 2) and s1[-1] == (2, 2)
     assert s2 and s2[-1] == (r["search"]["des_runs"], 5) and [d for d, _ in s2] == sorted(d for d, _ in s2)
+
+
+def test_mixed_fleets_round_the_unit_count_down():
+    from moecap_sim.procure.mixed import Option, mixed_fleets
+
+    big = Option("big", 2, 10.0, 6.0)  # 2 × $10 carry 12 req/s; 1.67 units would do for 10 req/s
+    small = Option("small", 5, 4.5, 2.0)  # 5 × $4.5 = $22.5
+    fleets = mixed_fleets([big, small], 10.0)
+    cost, parts = fleets[0]
+    assert cost == pytest.approx(19.0) and {(o.key, n) for o, n in parts} == {("big", 1), ("small", 2)}
+    assert sum(o.capacity_req_s * n for o, n in parts) >= 10.0
+    assert len(fleets) == 1 and all(c < 20.0 for c, _ in fleets)  # beats the best single fleet ($20)
+    assert mixed_fleets([Option("a", 1, 1.0, 10.0), Option("b", 3, 2.0, 4.0)], 10.0) == []
+
+
+def test_weighted_shards_follow_capacity_and_verify_mixed_runs():
+    from moecap_sim.procure.search import Candidate, Layout
+    from moecap_sim.procure.verify import verify_mixed, weighted_shards
+
+    w = wl.build("poisson", 2.0, 256, 64, 300, 0)
+    parts = weighted_shards(w, [3.0, 1.0, 1.0])
+    assert sum(len(p.arrival_s) for p in parts) == 300
+    assert [len(p.arrival_s) for p in parts] == [180, 60, 60]
+
+    def cand(system):
+        return Candidate(system, "int4", "int4", "vllm", Layout(), "none", 8, 0.1, 0.02, 100.0, 1, {}, {}, 100.0,
+                         4.0, None, None, None, None, None, refined=True)
+    from moecap_sim.procure.config import SLO
+    res = verify_mixed("olmoe-1b-7b", [(cand("l4x1"), 1, 1.0), (cand("rtx4090x1"), 1, 1.0)], w,
+                       (SLO("ttft_s", "p99", 5.0),))
+    assert res["ok"] and res["simulated"]["shards_simulated"] == 2 and res["simulated"]["requests_simulated"] == 300

@@ -189,6 +189,14 @@ def render_plan(r: dict[str, Any]) -> None:
                      _first(sc["systems_without_price"], 6)])
     console.print(table("Cheapest verified fleet per scenario ($/M at the day's mean load)",
                         ["scenario", "fleet", "$/h", "$/M out", "details", "no price for this scenario"], rows))
+    h = r.get("heterogeneous")
+    if h and h.get("fleet"):
+        parts = " + ".join(f"{p['units']}× {p['key']}" for p in h["fleet"])
+        console.print(f"[green]mixed fleet[/green] {parts}: ${h['usd_per_hour']:.3g}/h (saves "
+                      f"${h['saves_usd_per_hour']:.3g}/h), TTFT p99 {fmt(h['simulated']['ttft_s']['p99'])} s, "
+                      f"TPOT p99 {fmt(h['simulated']['tpot_s']['p99'])} s (simulated, capacity-weighted dispatch)")
+    elif h:
+        console.print(f"[dim]mixed fleets: {h['note']}[/dim]")
     from collections import Counter
 
     counts = Counter(x["stage"] for x in r["rejected"])

@@ -87,6 +87,14 @@ class Verifier:
         futs = [self.client.submit(verify, *c, pure=False) for c in calls]
         return [f.result() for f in futs]
 
+    def run_mixed(self, calls: list[tuple]) -> list[dict]:
+        """:func:`moecap_sim.procure.verify.verify_mixed` calls, like :meth:`run`."""
+        from .verify import verify_mixed
+
+        if self.client is None:
+            return [verify_mixed(*c) for c in calls]
+        return [f.result() for f in [self.client.submit(verify_mixed, *c, pure=False) for c in calls]]
+
     def __exit__(self, *exc) -> None:
         if self.client is not None:
             self.client.close()
