@@ -176,7 +176,8 @@ def simulate(model: str, hw: str, **kwargs: Any) -> dict[str, Any]:
 
 
 def plan(model: str, **kwargs: Any) -> dict[str, Any]:
-    """``moecap-sim plan``: see :func:`moecap_sim.planner.plan`."""
+    """``moecap-sim plan``: see :func:`moecap_sim.planner.plan` (e.g. ``rate=5.53,
+    slo_ttft_p99_s=0.5, slo_tpot_p90_s=0.03, scenarios=["dedicated", "spot"], plot="pareto.png"``)."""
     from moecap_sim.planner import plan as _plan
 
     return _plan(model, **kwargs)

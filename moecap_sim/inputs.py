@@ -179,6 +179,14 @@ class PlanArgs(_Args):
     max_systems: Annotated[int, Field(ge=1, le=100_000)] = 64
     top: Annotated[int, Field(ge=1, le=10_000)] = 10
     min_accuracy: Optional[Annotated[float, Field(ge=0, le=100, allow_inf_nan=False)]] = None
+    amortize_years: Optional[Annotated[float, Field(gt=0, le=50, allow_inf_nan=False)]] = None
+    usd_per_kwh: Optional[Annotated[float, Field(ge=0, le=100, allow_inf_nan=False)]] = None
+    pue: Optional[Annotated[float, Field(ge=1, le=5, allow_inf_nan=False)]] = None
+    verify_top: Annotated[int, Field(ge=1, le=1000)] = 8
+    max_des_runs: Annotated[int, Field(ge=1, le=10_000)] = 40
+    max_nodes: Annotated[int, Field(ge=1, le=16)] = 2
+    requests: Optional[Annotated[int, Field(ge=2, le=MAX_REQUESTS)]] = None
+    seed: Annotated[int, Field(ge=0, le=2**32 - 1)] = 0
 
     @field_validator("precisions")
     @classmethod
@@ -190,6 +198,7 @@ class PlanArgs(_Args):
 
 class RadarArgs(_Args):
     cost_axis: Literal["usd_per_million_output_tokens", "purchase_usd", "power_w"] = "usd_per_million_output_tokens"
+    pricing: Literal["on-demand", "spot", "owned"] = "on-demand"
     input_len: Tokens = 1024
     output_len: Tokens = 256
 

@@ -70,7 +70,13 @@ def _gen_flag_cases(rng: random.Random) -> list[tuple[list[str], str]]:
     plan = {"--rate": ["nan", "0", "-5", "inf"] + BAD_FLOAT_PARSE, "--output-tokens-per-s": ["nan", "0", "-1", "1e20"],
             "--slo-ttft": ["0", "nan", "-1", "inf"], "--slo-tpot": ["0", "nan", "-0.5"], "--top": ["0", "-1", "100000", "x"],
             "--min-accuracy": ["-1", "101", "nan"], "--input-len": ["0", "-1", "9999999"], "--output-len": ["0", "x"],
-            "--precision": ["fp9", "int3", "fp7"], "--pricing": ["free", "owned2", ""]}
+            "--precision": ["fp9", "int3", "fp7"], "--pricing": ["free", "owned2", ""],
+            "--slo-ttft-p99": ["0", "nan", "-1", "inf", "x"], "--slo-tpot-p90": ["0", "-0.5", "nan"],
+            "--scenario": ["cheap", "", "spot2"], "--set": ["x", "spot.reacquire_s=-1", "spot.reacquire_s=nan", "a.b=1"],
+            "--verify-top": ["0", "-1", "x"], "--max-des-runs": ["0", "100000"], "--max-nodes": ["0", "17"],
+            "--amortize-years": ["0", "-1", "nan"], "--pue": ["0.5", "nan", "9"], "--usd-per-kwh": ["-1", "inf"],
+            "--dask": ["udp://x:1", "local2", "tcp://host"], "--requests": ["1", "0", "10000000"],
+            "--workload": ["azure", "nope.csv"]}
     for flag, bad in plan.items():
         for v in bad:
             cases.append((BASE_PLAN + [flag, v], flag.lstrip("-")))

@@ -292,68 +292,116 @@ def simulate_cmd(
         console.print(f"plot: {p}")
 
 
+def _pct_opt(metric: str, stat: str):
+    return typer.Option(None, f"--slo-{metric}-{stat}",
+                        help=f"{metric.upper()} {stat} bound (s), judged on the simulated requests.")
+
+
 @app.command("plan")
 def plan_cmd(
     model: str = typer.Option(..., "--model", "-m", help="Catalog model name/alias, or a path to a HF config.json."),
-    rate: Optional[float] = typer.Option(None, help="Target load in requests/s."),
-    output_tokens_per_s: Optional[float] = typer.Option(None, "--output-tokens-per-s", help="Target load in output tokens/s."),
-    input_len: int = typer.Option(1024, "--input-len", help="Prompt tokens per request."),
-    output_len: int = typer.Option(256, "--output-len", help="Output tokens per request."),
-    slo_ttft: Optional[float] = typer.Option(None, "--slo-ttft", help="TTFT bound, seconds."),
-    slo_tpot: Optional[float] = typer.Option(None, "--slo-tpot", help="TPOT bound, seconds per token."),
+    rate: Optional[float] = typer.Option(None, help="Target PEAK load in requests/s (the day's load profile peaks here)."),
+    output_tokens_per_s: Optional[float] = typer.Option(None, "--output-tokens-per-s",
+                                                        help="Target peak load in output tokens/s (instead of --rate)."),
+    input_len: int = typer.Option(1024, "--input-len", help="Mean prompt tokens per request."),
+    output_len: int = typer.Option(256, "--output-len", help="Mean output tokens per request."),
+    slo_ttft: Optional[float] = typer.Option(None, "--slo-ttft", help="Bound on the simulated MEAN TTFT, s."),
+    slo_tpot: Optional[float] = typer.Option(None, "--slo-tpot", help="Bound on the simulated MEAN TPOT, s/token."),
+    slo_ttft_p50: Optional[float] = _pct_opt("ttft", "p50"), slo_ttft_p90: Optional[float] = _pct_opt("ttft", "p90"),
+    slo_ttft_p99: Optional[float] = _pct_opt("ttft", "p99"), slo_tpot_p50: Optional[float] = _pct_opt("tpot", "p50"),
+    slo_tpot_p90: Optional[float] = _pct_opt("tpot", "p90"), slo_tpot_p99: Optional[float] = _pct_opt("tpot", "p99"),
+    slo_e2e_p50: Optional[float] = _pct_opt("e2e", "p50"), slo_e2e_p90: Optional[float] = _pct_opt("e2e", "p90"),
+    slo_e2e_p99: Optional[float] = _pct_opt("e2e", "p99"),
+    scenario: Optional[list[str]] = typer.Option(None, "--scenario", help="dedicated | elastic | serverless | spot "
+                                                 "(repeatable, side by side; the first ranks). Default dedicated."),
     system: Optional[list[str]] = typer.Option(None, "--system", help="Restrict to these systems (repeatable)."),
     precision: Optional[list[str]] = typer.Option(None, "--precision", help="Precisions to try (repeatable; default native, fp8, int4)."),
-    pricing: str = typer.Option("on-demand", help="on-demand|spot|owned (systems without that price are skipped)."),
+    engine: Optional[list[str]] = typer.Option(None, "--engine", help="Engines to try (repeatable; default: the one "
+                                                                      "predict picks per system)."),
+    pricing: str = typer.Option("on-demand", help="Dedicated basis: on-demand | owned ('spot' = --scenario spot)."),
+    amortize_years: Optional[float] = typer.Option(None, "--amortize-years", help="Owned: years to amortise the purchase (default 3)."),
+    usd_per_kwh: Optional[float] = typer.Option(None, "--usd-per-kwh", help="Owned: electricity price (default 0.10)."),
+    pue: Optional[float] = typer.Option(None, help="Owned: data-centre PUE (default 1.3)."),
+    workload: str = typer.Option("azure-conv", help="Stage-2 workload: azure-conv | azure-code (arrival pattern and "
+                                                    "length shapes rescaled to --rate and the lengths) | poisson | "
+                                                    "poisson-exp | a CSV (arrival_s,input_tokens,output_tokens)."),
+    requests: Optional[int] = typer.Option(None, help="Use only the first N requests of the workload."),
+    seed: int = typer.Option(0, help="Random seed (same seed, same answer)."),
+    verify_top: int = typer.Option(8, "--verify-top", help="Candidates to verify in the DES (stage 2)."),
+    max_des_runs: int = typer.Option(40, "--max-des-runs", help="Budget of DES verifications."),
+    max_systems: int = typer.Option(64, "--max-systems", help="Most system units a fleet may have."),
+    max_nodes: int = typer.Option(2, "--max-nodes", help="Most boxes one multi-node unit may span (systems with a scale-out network)."),
     min_accuracy: Optional[float] = typer.Option(None, "--min-accuracy", help="Minimum published accuracy (radar score)."),
+    set_: Optional[list[str]] = typer.Option(None, "--set", help="Override a scenario constant, KEY=VALUE (repeatable; "
+                                                                "keys in moecap_sim/procure/scenario_constants.yaml)."),
+    plot: Optional[str] = typer.Option(None, "--plot", help="Write the Pareto plot here (.png/.pdf/.svg)."),
+    radar_out: Optional[str] = typer.Option(None, "--radar", help="Write the Pareto candidates on the CAP radar's "
+                                                                  "fixed scales here (.png/.pdf/.svg)."),
+    dask: Optional[str] = typer.Option(None, "--dask", help="Run stage 1 and the DES verifications on Dask: 'local' or "
+                                                        "tcp://host:port (needs the dist extra)."),
     top: int = typer.Option(10, help="How many configurations to list."),
-    json_out: bool = typer.Option(False, "--json", help="Print JSON."),
+    json_out: bool = typer.Option(False, "--json", help="Print JSON (candidates, rejected, pareto, scenarios, assumptions)."),
 ):
-    """Find the cheapest hardware × configuration that meets the SLOs at a load (capacity planning)."""
-    from moecap_sim.planner import plan
-
+    """Capacity planning: the cheapest fleet (system × precision × engine × layout × units) whose
+    simulated percentiles meet the SLOs at a peak load — stage 1 searches with the analytical
+    cost model, stage 2 verifies the cheapest candidates in the DES on Azure-shaped arrivals —
+    costed per scenario (dedicated on-demand/owned with rent-vs-buy, elastic, serverless, spot)."""
     from moecap_sim.cli.render import LazyProgress
+    from moecap_sim.planner import parse_constants, plan
 
-    with LazyProgress("searching systems × precisions × layouts") as bar:
+    consts = parse_constants(set_ or [])
+    with LazyProgress("stage 1: systems × precisions × engines × layouts") as bar, \
+            LazyProgress("stage 2: DES verifications (of the budget)") as bar2:
         r = plan(model, rate=rate, output_tokens_per_s=output_tokens_per_s, input_len=input_len, output_len=output_len,
-                 slo_ttft_s=slo_ttft, slo_tpot_s=slo_tpot, systems_list=system, precisions=precision, pricing=pricing,
-                 top=top, min_accuracy=min_accuracy, progress=bar)
+                 slo_ttft_s=slo_ttft, slo_tpot_s=slo_tpot, slo_ttft_p50_s=slo_ttft_p50, slo_ttft_p90_s=slo_ttft_p90,
+                 slo_ttft_p99_s=slo_ttft_p99, slo_tpot_p50_s=slo_tpot_p50, slo_tpot_p90_s=slo_tpot_p90,
+                 slo_tpot_p99_s=slo_tpot_p99, slo_e2e_p50_s=slo_e2e_p50, slo_e2e_p90_s=slo_e2e_p90,
+                 slo_e2e_p99_s=slo_e2e_p99, scenarios=scenario, systems_list=system, precisions=precision,
+                 engines=engine, pricing=pricing, amortize_years=amortize_years, usd_per_kwh=usd_per_kwh, pue=pue,
+                 workload=workload, requests=requests, seed=seed, verify_top=verify_top, max_des_runs=max_des_runs,
+                 max_systems=max_systems, max_nodes=max_nodes, min_accuracy=min_accuracy, constants=consts,
+                 plot=plot, radar_plot=radar_out, dask=dask, top=top, progress=bar, des_progress=bar2)
     if json_out:
         return print_json(r)
-    console.print(f"[bold]{model}[/bold]: {r['target_output_tokens_per_s']:.0f} output tok/s "
-                  f"({input_len} in / {output_len} out), SLO TTFT ≤ {slo_ttft or '—'} s, TPOT ≤ {slo_tpot or '—'} s, "
-                  f"{pricing} prices — {r['feasible']} feasible of {r['evaluated']} evaluated")
-    console.print(table("Cheapest configurations", ["system", "precision", "TP×DP", "placement", "engine", "batch/replica",
-                                                    "TTFT s", "TPOT s", "tok/s each", "systems", "$/h total", "$/M out",
-                                                    "accuracy"],
-                        [[c["system"], c["precision"], f"{c['tp']}×{c['dp']}", c["placement"], c["engine"],
-                          c["batch_per_replica"], c["ttft_s"], c["tpot_s"], c["output_tokens_per_s"], c["systems_needed"],
-                          c["usd_per_hour_total"], c["usd_per_million_output_tokens"], c["accuracy"]]
-                         for c in r["candidates"]]))
+    from moecap_sim.cli.report import render_plan
+
+    render_plan(r)
 
 
 @app.command("radar")
 def radar_cmd(
     case: list[str] = typer.Argument(..., help="Cases MODEL@SYSTEM[:key=value,...], keys: precision, engine, tp, dp, "
-                                               "ep, pp, batch, offload, kv_dtype, pricing, label."),
+                                               "ep, pp, batch, offload, kv_dtype, label."),
     cost: str = typer.Option("usd_per_million_output_tokens", help="Cost axis: usd_per_million_output_tokens | "
                                                                    "purchase_usd | power_w."),
+    pricing: str = typer.Option("on-demand", help="The ONE price model of a $/M cost axis: on-demand | spot | owned "
+                                                  "(cases without that price are listed, not drawn)."),
     input_len: int = typer.Option(1024, "--input-len", help="Prompt tokens per request."),
     output_len: int = typer.Option(256, "--output-len", help="Output tokens per request."),
     out: str = typer.Option("cap_radar.png", "-o", "--out", help="Plot file to write (.png, .pdf or .svg; written "
                                                                    "atomically)."),
     json_out: bool = typer.Option(False, "--json", help="Print JSON."),
 ):
-    """Draw the CAP radar (performance, cost, accuracy) for several configurations and class each
-    as PA / PC / CA by the property it gives up."""
+    """Draw the CAP radar (performance, cost, accuracy) on fixed, labelled scales — TPOT 0.02–0.5 s
+    (log), cost on one stated basis (log), accuracy 80–100 % of the model's full-precision score —
+    and class each case PA / PC / CA by the axis it gives up (its lowest radius; independent of
+    the other cases).  Cases that do not fit or lack a price on the basis are listed, not drawn."""
     from moecap_sim.radar import parse_case, radar
 
-    r = radar([parse_case(c) for c in case], cost_axis=cost, input_len=input_len, output_len=output_len, out=out)
+    r = radar([parse_case(c) for c in case], cost_axis=cost, pricing=pricing, input_len=input_len,
+              output_len=output_len, out=out)
     if json_out:
         return print_json(r)
-    console.print(table(f"CAP radar — {r['cost_axis']}", ["case", "TPOT s", "cost", "accuracy", "radii P/C/A", "class"],
-                        [[x["label"], x.get("tpot_s"), x.get("cost"), x.get("accuracy"),
-                          "/".join("—" if v is None else f"{v:.0f}" for v in x["radius"].values()) if x["fits"] else "does not fit",
-                          x.get("tradeoff_class", "—")] for x in r["cases"]]))
+    console.print(table(f"CAP radar — {r['cost_basis']}", ["case", "TPOT s", "cost", "accuracy (× ref)",
+                                                          "radii P/C/A", "class"],
+                        [[x["label"], x.get("tpot_s"), x.get("cost"),
+                          "—" if x.get("accuracy") is None else f"{x['accuracy']:.2f} ({x['accuracy_ratio']:.1%})",
+                          "/".join("—" if v is None else f"{v:.0f}" for v in x["radius"].values()) if x["fits"]
+                          else "does not fit", x.get("tradeoff_class", "—")] for x in r["cases"]]))
+    for k, v in r["scales"].items():
+        console.print(f"[dim]{v}[/dim]")
+    for w in r["warnings"]:
+        console.print(f"[yellow]warning: {w}[/yellow]")
     console.print(f"plot: {r['plot']}")
 
 

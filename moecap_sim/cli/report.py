@@ -127,3 +127,90 @@ def _render_tail(r: dict[str, Any]) -> None:
         eff = a["efficiency"]["accelerator"] or a["efficiency"]["cpu"]
         console.print(f"[dim]efficiencies: η_bw {eff['bw']}, η_flop {eff['flop']}, η_attn {eff['attention']} "
                       f"({eff['source']}); prices dated {a.get('prices_date')}[/dim]")
+
+
+def _scenario_detail(name: str, c: dict) -> str:
+    """One line of what drives a scenario's cost."""
+    if c.get("no_price"):
+        return f"no price: {c['reason']}"
+    if name == "dedicated":
+        rvb = c.get("rent_vs_buy")
+        return c["basis"] + (f"; {rvb['verdict']}" if rvb else "")
+    if name == "elastic":
+        return (f"{c['replica_hours_per_day']:.1f} replica-h/day, provisioning {c['provisioning_delay_s']['total_s']:.0f} s, "
+                f"{100 * c['requests_at_risk_fraction']:.2f}% requests during scale-up")
+    if name == "serverless":
+        return (f"{c['unit_hours_per_day']:.1f} unit-h/day, cold start {c['cold_start_s']['total_s']:.0f} s, "
+                f"{c['cold_starts_per_day']} cold starts/day, {100 * c['cold_start_hit_fraction']:.2f}% requests hit")
+    if name == "spot":
+        return (f"{c['interruptions_per_day']:.2f} interruptions/day, {c['requests_requeued_per_day']:.1f} requests "
+                f"re-queued/day, fallback ${c['fallback_usd_per_hour']:.3g}/h")
+    return ""
+
+
+def _first(names: list, n: int) -> str:
+    """``a, b, c (+4 more)`` — long lists stay in --json."""
+    if not names:
+        return "—"
+    return ", ".join(names[:n]) + (f" (+{len(names) - n} more)" if len(names) > n else "")
+
+
+def render_plan(r: dict[str, Any]) -> None:
+    """The plan: verified candidates, the cheapest per scenario, rejections by stage, assumptions."""
+    t = r["target"]
+    slo = ", ".join(f"{s['metric'][:-2]} {s['stat']} ≤ {s['bound_s']:g} s" for s in r["slo"]) or "none"
+    console.print(f"[bold]{r['model']}[/bold]: peak {t['peak_rate_req_s']:g} req/s (day mean "
+                  f"{t['mean_rate_req_s']:.3g}), {t['input_len']} in / {t['output_len']} out tokens; SLO {slo}")
+    console.print(f"[dim]workload: {r['workload']}[/dim]")
+    s = r["search"]
+    console.print(f"stage 1: {s['stage1_feasible']} feasible of {s['stage1_evaluated']} configurations on {s['systems']} "
+                  f"systems ({s['stage1_s']:.1f} s); stage 2: {s['des_runs']} DES runs ({s['stage2_s']:.1f} s), "
+                  f"{r['verified']} verified — {s['stop']}")
+    prim = r["scenarios_requested"][0]
+    console.print(table(f"Verified configurations (ranked by {prim} $/h; latency percentiles simulated)",
+                        ["#", "system", "precision", "engine", "layout", "units", "TTFT p50/p99 s", "TPOT p90/p99 s",
+                         "$/h", "$/M out", "accuracy", "CAP"],
+                        [[c["rank"], c["system"], c["config"]["precision_label"], c["config"]["engine"],
+                          c["config"]["layout"]["label"], c["units"],
+                          f"{fmt(c['simulated']['ttft_s']['p50'])} / {fmt(c['simulated']['ttft_s']['p99'])}",
+                          f"{fmt(c['simulated']['tpot_s']['p90'])} / {fmt(c['simulated']['tpot_s']['p99'])}",
+                          c["usd_per_hour"], c["usd_per_million_output_tokens"], c["accuracy"],
+                          c["cap"]["tradeoff_class"]]
+                         for c in r["candidates"]]))
+    by = {c["key"]: c for c in r["candidates"]}
+    rows = []
+    for name, sc in r["scenarios"].items():
+        ch = sc["cheapest"]
+        detail = ""
+        if ch and ch["key"] in by:
+            detail = _scenario_detail(name, by[ch["key"]]["cost"][name])
+        rows.append([name, f"{ch['system']} ×{ch['units']}" if ch else "—", ch and ch["usd_per_hour"],
+                     ch and ch["usd_per_million_output_tokens"], detail or (sc["note"] or ""),
+                     _first(sc["systems_without_price"], 6)])
+    console.print(table("Cheapest verified fleet per scenario ($/M at the day's mean load)",
+                        ["scenario", "fleet", "$/h", "$/M out", "details", "no price for this scenario"], rows))
+    h = r.get("heterogeneous")
+    if h and h.get("fleet"):
+        parts = " + ".join(f"{p['units']}× {p['key']}" for p in h["fleet"])
+        console.print(f"[green]mixed fleet[/green] {parts}: ${h['usd_per_hour']:.3g}/h (saves "
+                      f"${h['saves_usd_per_hour']:.3g}/h), TTFT p99 {fmt(h['simulated']['ttft_s']['p99'])} s, "
+                      f"TPOT p99 {fmt(h['simulated']['tpot_s']['p99'])} s (simulated, capacity-weighted dispatch)")
+    elif h:
+        console.print(f"[dim]mixed fleets: {h['note']}[/dim]")
+    from collections import Counter
+
+    counts = Counter(x["stage"] for x in r["rejected"])
+    console.print("rejected: " + (", ".join(f"{n} at {k}" for k, n in counts.items()) or "none")
+                  + " (all with reasons in --json)")
+    shown = [x for x in r["rejected"] if x["stage"] == "simulation"][:5]
+    if not r["candidates"]:
+        shown = shown or [x for x in r["rejected"] if x["stage"] == "analytical"][:5]
+    for x in shown:
+        console.print(f"  [yellow]{x['key']}[/yellow]: {x['reason']}")
+    a = r["assumptions"]["constants"]
+    flagged = [k for k, v in a.items() if v["assumption"]]
+    if flagged:
+        console.print(f"[dim]assumptions (source marked '?'): {', '.join(flagged)} — see --json 'assumptions'[/dim]")
+    for k in ("plot", "radar_plot"):
+        if r.get(k):
+            console.print(f"{k.replace('_', ' ')}: {r[k]}")
