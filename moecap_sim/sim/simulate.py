@@ -1,11 +1,13 @@
 """``simulate``: replay a request workload through the serving system in a SimPy DES.
 
-Each DP replica is a :class:`~moecap_sim.sim.replica.Replica`; requests are dispatched to the
-least-loaded replica on arrival.  Step times come from the same cost model as ``predict``
-(memoized in :class:`~moecap_sim.sim.steptable.StepTable`), including the routing profile
-fitted to a real trace where the model has one.  Results: TTFT / TPOT / E2E / queueing
-percentiles, throughput over the run, utilisation, and $ per million tokens at the system's
-hourly price.  Same inputs and seed, same result.
+Each DP replica is a :class:`~moecap_sim.sim.replica.Replica` run by an engine scheduler policy
+(:mod:`moecap_sim.sim.schedulers`); requests are dispatched to the least-loaded replica on
+arrival (or sent by closed-loop users).  Every pass replays expert routing (a real trace or the
+routing profile's generative model; :mod:`moecap_sim.sim.routing`) and is costed by the same
+cost model as ``predict`` on its own counts, with expert caches in simulated time for offloaded
+placements.  Results: TTFT / TPOT / ITL / E2E / queueing percentiles, throughput, rejected and
+preempted requests, cache hit rate, EP imbalance, overload, and $ per million tokens at the
+system's hourly price.  Same inputs and seed, same result.
 """
 
 from __future__ import annotations

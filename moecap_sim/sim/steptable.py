@@ -148,10 +148,13 @@ class ReplayStepTable:
         # (prefetched expert fetches, CPU experts beside the GPU, two-batch-overlapped all-to-all)
         self.additive = not (ctx.overlap_comm or ctx.placement == "cpu-experts"
                              or (ctx.placement in ("expert-cache", "nvme") and ctx.engine.prefetch))
-        self.ref_key = int(self.keys(np.array([1]), np.array([1]), np.array([1]), None)[0][0])
+        b = self._BITS  # reference counts: 1 distinct expert, rank load 1, the profile's cache hit rate
+        self.ref_key = 1 | (1 << b) | (((1 << b) - 1) << 2 * b) | (1 << 3 * b)
         one_class = len({(l.role, l.attention, l.moe, l.dense_ffn_params) for l in moe}) == 1 and (
             ctx.cpu_moe_layers is None or ctx.cpu_moe_layers >= self.n_moe)
         self.one = None
+        self.E = arch.num_experts
+        self._dvec: dict = {}
         if one_class and moe:
             view = _OneLayerModel(ctx.dep.model, replace(arch, layers=(moe[0],)))
             self.one = replace(ctx, dep=replace(ctx.dep, model=view))
@@ -181,7 +184,11 @@ class ReplayStepTable:
 
     def keys(self, distinct: np.ndarray, rank_distinct: np.ndarray, rank_load: np.ndarray,
              fetched: Optional[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
-        """Unique per-layer count keys of a pass and how many layers have each."""
+        """Unique per-layer count keys of a pass and how many layers have each.  When only the
+        distinct experts vary (no EP, no cache), keys are None and the weights are the number
+        of layers at each distinct count 0..E (costed through a vector of per-layer deltas)."""
+        if fetched is None and self.one is not None and not rank_load.any():
+            return None, np.bincount(distinct.astype(np.int64), minlength=self.E + 1)
         b = self._BITS
         f = np.full(len(distinct), (1 << b) - 1, dtype=np.int64) if fetched is None else fetched.astype(np.int64)
         load = rank_load.astype(np.int64)
@@ -201,6 +208,23 @@ class ReplayStepTable:
             return t / n, fs / n, fb / n
         t, fs, fb = self._eval(phase, seqs, tokens, context, self.ref_key, mix=mix)
         cl = 0 if self.additive else context
+        if keys is None:  # distinct experts only: per-layer deltas as a vector over 0..E
+            # additive layers: the MoE terms' change depends on the pass's token count alone
+            dkey = (seqs * tokens + (mix[0] if mix else 0),) if self.additive else (phase, seqs, tokens, cl, mix)
+            hit = self._dvec.get(dkey)
+            if hit is None:
+                hit = self._dvec[dkey] = (np.zeros(self.E + 1), np.zeros(self.E + 1, dtype=bool))
+            vec, known = hit
+            need = np.flatnonzero((weights > 0) & ~known)
+            if len(need):
+                ev = (lambda k: self._eval("decode", dkey[0], 1, 0, k, one=True)) if self.additive else \
+                    (lambda k: self._eval(phase, seqs, tokens, cl, k, one=True, mix=mix))
+                r = ev(self.ref_key)[0]
+                mask = (1 << self._BITS) - 1
+                for d in need.tolist():
+                    vec[d] = ev(d | (mask << 2 * self._BITS))[0] - r
+                known[need] = True
+            return t + float(np.dot(weights, vec)), fs, fb
         r = self._eval(phase, seqs, tokens, cl, self.ref_key, one=True, mix=mix)
         for k, w in zip(keys.tolist(), weights.tolist()):
             if k != self.ref_key:

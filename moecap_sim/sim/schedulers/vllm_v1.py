@@ -24,10 +24,15 @@ class VllmV1:
         budget = rep.chunk
         plan: list[tuple[Request, int]] = []
         preempted = False
+        bt = rep.block_tokens
         for r in list(rep.running):
             if budget <= 0:
                 break
-            if r not in rep.running:  # preempted below to make room for an earlier one
+            if r.computed >= r.target and r.computed < r.blocks * bt:  # decoding inside its last block
+                plan.append((r, 1))
+                budget -= 1
+                continue
+            if r.preempted and r not in rep.running:  # preempted below to make room for an earlier one
                 continue
             n = min(budget, r.target - r.computed) if r.computed < r.target else 1
             while not rep.reserve(r, r.computed + n):
@@ -36,7 +41,7 @@ class VllmV1:
                 preempted = True
                 if victim is r:
                     break
-            if r in rep.running:
+            if not (preempted and r not in rep.running):
                 plan.append((r, n))
                 budget -= n
         if not preempted:
@@ -52,6 +57,7 @@ class VllmV1:
         return plan
 
     def loop(self, rep):
+        replay = rep.replay is not None
         while True:
             if not (rep.waiting or rep.running):
                 yield rep.idle()
@@ -60,25 +66,31 @@ class VllmV1:
             if not plan:  # nothing fits until something else arrives (cannot happen with a lone request)
                 yield rep.idle()
                 continue
-            decode = [(r, n) for r, n in plan if r.computed >= r.target]
-            prefill = [(r, n) for r, n in plan if r.computed < r.target]
-            tokens = [(r.rid, n) for r, n in plan]
-            if decode:
-                ptok = sum(n for _, n in prefill)
-                yield from rep.run_pass("decode", tokens, len(decode), 1,
-                                        sum(r.computed for r, _ in decode) / len(decode), ptok, max(1, len(prefill)),
-                                        sum(r.computed for r, _ in prefill) / len(prefill) if prefill else 0.0)
+            nd = ctx_d = ptok = ctx_p = 0
+            np_ = 0
+            for r, n in plan:
+                if r.computed >= r.target:
+                    nd += 1
+                    ctx_d += r.computed
+                else:
+                    np_ += 1
+                    ptok += n
+                    ctx_p += r.computed
+            tokens = [(r.rid, n) for r, n in plan] if replay else ()
+            if nd:
+                yield from rep.run_pass("decode", tokens, nd, 1, ctx_d / nd, ptok, max(1, np_),
+                                        ctx_p / np_ if np_ else 0.0)
             else:
-                ptok = sum(n for _, n in prefill)
-                yield from rep.run_pass("prefill", tokens, len(prefill), ptok / len(prefill),
-                                        sum(r.computed for r, _ in prefill) / len(prefill))
+                yield from rep.run_pass("prefill", tokens, np_, ptok / np_, ctx_p / np_)
+            now = rep.env.now
             for r, n in plan:
                 was_prefill = r.computed < r.target
                 r.computed += n
-                if r not in rep.running:
-                    continue
                 if was_prefill and r.computed < r.target:
                     continue  # more chunks to go
-                rep.emit(r)  # the pass completing a prompt samples a token, as does every decode step
+                r.generated += 1  # the pass completing a prompt samples a token, as does every decode step
+                r.token_times.append(now)
+                if r.generated == 1:
+                    r.first_token_s = now
                 if r.generated >= r.output_tokens:
                     rep.finish(r)
