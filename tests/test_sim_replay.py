@@ -268,3 +268,15 @@ def test_cli_simulate_bad_replay_options_exit_2(args, msg, capsys):
     rc = main(["simulate", "--model", "olmoe-1b-7b", "--hw", "l4x1", *args])
     err = capsys.readouterr().err
     assert rc == 2 and msg in err and "Traceback" not in err
+
+
+def test_ep_waits_for_each_steps_most_loaded_rank():
+    """With EP the replay reports the mean max/mean rank load of its passes: above 1 (a step waits
+    for its busiest rank), and higher for skewed real-trace-like routing than for uniform."""
+    from moecap_sim.sim.simulate import simulate
+
+    kw = dict(tp=4, ep=4, workload="poisson", requests=30, rate=4.0, input_len=256, output_len=32)
+    prof = simulate("qwen3-30b-a3b", "h100x4", **kw)
+    uni = simulate("qwen3-30b-a3b", "h100x4", routing="uniform", **kw)
+    assert prof["ep_imbalance"] > uni["ep_imbalance"] > 1.0
+    assert simulate("qwen3-30b-a3b", "h100x4", replay=False, **kw)["ep_imbalance"] is None

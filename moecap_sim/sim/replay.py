@@ -59,6 +59,8 @@ class Replay:
         else:
             rank_load = rank_distinct = np.zeros_like(distinct)
         fetched = self.cache.access(active) if self.cache is not None else None
+        if self.ep > 1:  # the EP cost depends on the most loaded rank only: keep the memo keys few
+            distinct = np.zeros_like(distinct)
         keys, weights = self.table.keys(distinct, rank_distinct, rank_load, fetched)
         if phase == "decode":
             return self.table.decode(seqs, context, keys, weights, prefill_tokens, prefill_seqs, prefill_context)
