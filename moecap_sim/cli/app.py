@@ -261,7 +261,8 @@ def simulate_cmd(
                                                        "paged KV, preemption by recompute; default for continuous "
                                                        "batching) | prefill-first | static (default for static "
                                                        "batching engines)."),
-    plots: Optional[str] = typer.Option(None, help="Directory to write latency CDF plots into."),
+    plots: Optional[str] = typer.Option(None, help="Directory to write plots into: latency CDFs, queue length and "
+                                                   "expert-cache hit rate over time."),
     json_out: bool = typer.Option(False, "--json", help="Print JSON."),
 ):
     """Replay a request workload (real Azure arrivals by default) through the serving system in a
@@ -271,7 +272,7 @@ def simulate_cmd(
     meaningful when the system is overloaded)."""
     from pathlib import Path
 
-    from moecap_sim.sim.simulate import plot_cdfs, simulate
+    from moecap_sim.sim.simulate import plot_cdfs, plot_timeseries, simulate
 
     from moecap_sim.cli.render import LazyProgress
     from moecap_sim.inputs import check_output_dir
@@ -284,9 +285,11 @@ def simulate_cmd(
                      calibration=calibration, return_requests=bool(plots), progress=bar, routing=routing,
                      replay=replay, cache_policy=cache_policy, scheduler=scheduler)
     reqs = s.pop("_requests", None)
+    series = s.pop("_timeseries", None)
     if plots and s["fits"]:
         Path(plots).mkdir(parents=True, exist_ok=True)
-        s["plots"] = [plot_cdfs(s, reqs, str(Path(plots) / "latency_cdf.png"))]
+        s["plots"] = [plot_cdfs(s, reqs, str(Path(plots) / "latency_cdf.png")),
+                      plot_timeseries(s, series, str(Path(plots) / "queue_and_cache.png"))]
     if json_out:
         return print_json(s)
     if not s["fits"]:

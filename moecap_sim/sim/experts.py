@@ -31,6 +31,7 @@ class ExpertCache:
         self.clock = 0
         self.hits = 0
         self.misses = 0
+        self.history: list[tuple[int, int]] = []  # cumulative (hits, misses) after each pass
 
     def _touch(self, active: np.ndarray) -> None:
         raise NotImplementedError
@@ -42,6 +43,7 @@ class ExpertCache:
         m = miss.sum(axis=1)
         self.misses += int(m.sum())
         self.hits += int(active.sum()) - int(m.sum())
+        self.history.append((self.hits, self.misses))
         self._touch(active)
         self.resident |= active
         over = self.resident.sum(axis=1) - self.capacity

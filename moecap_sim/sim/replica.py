@@ -47,6 +47,7 @@ class Replica:
         self.prefill_passes = 0
         self.decode_steps = 0
         self.preemptions = 0
+        self.trace: list[tuple[float, int, int]] = []  # per pass: (time s, waiting, running) for plots
         self._wake = env.event()
         self.process = env.process(scheduler.loop(self))
 
@@ -127,6 +128,7 @@ class Replica:
         misses are held on the link resource meanwhile; contention for the link can stretch
         the pass."""
         start = self.env.now
+        self.trace.append((start, len(self.waiting), len(self.running)))
         if self.replay is None:
             if phase == "prefill":
                 dt = self.table.prefill(seqs, tokens_per_seq, context)

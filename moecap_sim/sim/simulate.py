@@ -266,7 +266,53 @@ def simulate(model: Union[str, ServingConfig], hw: Optional[str] = None, *, work
     }
     if return_requests:
         summary["_requests"] = reqs
+        summary["_timeseries"] = {"replicas": [rp.trace for rp in reps],
+                                  "cache_times": [[t for t, *_ in rp.trace] for rp in reps],
+                                  "caches": [rp.replay.cache.history if rp.replay is not None and
+                                             rp.replay.cache is not None else None for rp in reps]}
     return summary
+
+
+def plot_timeseries(summary: dict, series: dict, path: str) -> str:
+    """Queue length (waiting and running, replica 0) and expert-cache hit rate (per 100 passes)
+    over simulated time, as a PNG (matplotlib, Agg)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    trace = np.asarray(series["replicas"][0] or [(0.0, 0, 0)], dtype=float)
+    cache = series["caches"][0]
+    fig, axes = plt.subplots(1, 2 if cache else 1, figsize=(13 if cache else 7, 3.8), squeeze=False)
+    ax = axes[0][0]
+    ax.plot(trace[:, 0], trace[:, 1], lw=1, label="waiting")
+    ax.plot(trace[:, 0], trace[:, 2], lw=1, label="running")
+    ax.set_xlabel("simulated time (s)")
+    ax.set_ylabel("requests (replica 0)")
+    ax.legend()
+    ax.grid(alpha=0.3)
+    if cache:
+        h = np.asarray(cache, dtype=float)
+        t = np.asarray(series["cache_times"][0][: len(h)])
+        w = 100
+        hits, miss = h[w:, 0] - h[:-w, 0], h[w:, 1] - h[:-w, 1]
+        rate = np.divide(hits, hits + miss, out=np.zeros_like(hits), where=(hits + miss) > 0)
+        ax2 = axes[0][1]
+        ax2.plot(t[w:], rate, lw=1)
+        ax2.set_ylim(0, 1)
+        ax2.set_xlabel("simulated time (s)")
+        ax2.set_ylabel(f"expert-cache hit rate (last {w} passes)")
+        ax2.grid(alpha=0.3)
+    fig.suptitle(f"{summary['model']['display_name']} on {summary['hardware']['name']} — queue and expert cache",
+                 fontsize=10)
+    fig.tight_layout()
+    from moecap_sim.inputs import atomic_savefig
+
+    try:
+        atomic_savefig(fig, path, dpi=110)
+    finally:
+        plt.close(fig)
+    return path
 
 
 def plot_cdfs(summary: dict, requests: list[Request], path: str) -> str:
