@@ -42,7 +42,9 @@ class Replay:
         """(seconds, link seconds, link bytes) of one pass whose routed tokens are
         ``tokens`` = (sequence, tokens) pairs; ``seqs``/``tokens_per_seq``/``context`` shape it
         as the cost model expects (decode: ``context`` = mean context)."""
-        counts = self.router.counts(tokens, need_ids=self.cache is not None, need_loads=self.ep > 1)
+        # expert identities per token matter only to a cache that can keep some experts but not all
+        need_ids = self.cache is not None and 0 < self.cache.capacity < self.router.num_experts
+        counts = self.router.counts(tokens, need_ids=need_ids, need_loads=self.ep > 1)
         active = counts > 0
         distinct = active.sum(axis=1)
         self.passes += 1
