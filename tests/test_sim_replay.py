@@ -280,3 +280,17 @@ def test_ep_waits_for_each_steps_most_loaded_rank():
     uni = simulate("qwen3-30b-a3b", "h100x4", routing="uniform", **kw)
     assert prof["ep_imbalance"] > uni["ep_imbalance"] > 1.0
     assert simulate("qwen3-30b-a3b", "h100x4", replay=False, **kw)["ep_imbalance"] is None
+
+
+def test_whole_hour_azure_traces_ship_and_load(tmp_path):
+    from moecap_sim.errors import UserError
+    from moecap_sim.sim.requests import load_workload
+
+    conv, desc = load_workload("azure-conv-1h", requests=None, rate=1.0, input_len=1, output_len=1, seed=0)
+    code, _ = load_workload("azure-code-1h", requests=None, rate=1.0, input_len=1, output_len=1, seed=0)
+    assert len(conv) == 19_366 and len(code) == 8_819 and "whole hour" in desc
+    assert 3500 < conv[-1].arrival_s < 3700 and all(a.arrival_s <= b.arrival_s for a, b in zip(conv, conv[1:]))
+    bad = tmp_path / "w.csv.gz"
+    bad.write_bytes(b"not gzip at all")
+    with pytest.raises(UserError, match="gzip"):
+        load_workload(str(bad), requests=None, rate=1.0, input_len=1, output_len=1, seed=0)
