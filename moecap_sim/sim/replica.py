@@ -27,7 +27,8 @@ if TYPE_CHECKING:
 class Replica:
     def __init__(self, env: simpy.Environment, index: int, table: StepTable, *, scheduler, max_seqs: int,
                  kv_capacity_tokens: float, chunk_tokens: int, on_finish: Callable[[Request], None],
-                 replay: "Optional[Replay]" = None, link: "Optional[Link]" = None):
+                 replay: "Optional[Replay]" = None, link: "Optional[Link]" = None,
+                 kv: Optional[simpy.Container] = None, stages: Sequence[simpy.Resource] = ()):
         self.env = env
         self.index = index
         self.table = table
@@ -36,7 +37,11 @@ class Replica:
         self.kv_capacity = kv_capacity_tokens
         self.block_tokens = max(1, int(scheduler.block_tokens))
         blocks = max(1, int(kv_capacity_tokens // self.block_tokens))
-        self.kv = simpy.Container(env, capacity=blocks, init=blocks)  # free KV blocks
+        # free KV blocks (shared by the micro-batch lanes of one pipeline-parallel replica)
+        self.kv = kv if kv is not None else simpy.Container(env, capacity=blocks, init=blocks)
+        #: pipeline stages (PP > 1): a pass holds each stage in turn for its share of the time,
+        #: so the micro-batch lanes of one replica overlap as a pipeline
+        self.stages = list(stages)
         self.chunk = max(1, chunk_tokens)
         self.on_finish = on_finish
         self.replay = replay  # routing replay (None: memoized expectations of the routing profile)
@@ -121,6 +126,18 @@ class Replica:
             r.first_token_s = self.env.now
 
     # ---- one forward pass
+    def _compute(self, dt: float) -> simpy.Event:
+        """The pass's compute: ``dt`` seconds, or a walk through the pipeline stages."""
+        if not self.stages:
+            return self.env.timeout(dt)
+        return self.env.process(self._pipeline(dt / len(self.stages)))
+
+    def _pipeline(self, per_stage_s: float):
+        for stage in self.stages:
+            with stage.request() as req:
+                yield req
+                yield self.env.timeout(per_stage_s)
+
     def run_pass(self, phase: str, tokens: Sequence[tuple[int, int]], seqs: int, tokens_per_seq: float,
                  context: float, prefill_tokens: int = 0, prefill_seqs: int = 1, prefill_context: float = 0.0):
         """Run one forward pass (a SimPy sub-generator).  ``phase`` decode with
@@ -136,14 +153,14 @@ class Replica:
                 dt = self.table.mixed(seqs, context, prefill_tokens, prefill_seqs, prefill_context)
             else:
                 dt = self.table.decode(seqs, context)
-            yield self.env.timeout(dt)
+            yield self._compute(dt)
         else:
             dt, link_s, link_bytes = self.replay.cost(phase, tokens, seqs, tokens_per_seq, context,
                                                       prefill_tokens, prefill_seqs, prefill_context)
             if link_s > 0 and self.link is not None:
-                yield self.env.timeout(dt) & self.env.process(self.link.transfer(link_s, link_bytes))
+                yield self._compute(dt) & self.env.process(self.link.transfer(link_s, link_bytes))
             else:
-                yield self.env.timeout(dt)
+                yield self._compute(dt)
         self.busy_s += self.env.now - start
         if phase == "prefill":
             self.prefill_passes += 1

@@ -168,9 +168,21 @@ def simulate(model: Union[str, ServingConfig], hw: Optional[str] = None, *, work
             progress(len(finished), len(served))
     # a paged scheduler admits on KV blocks up to the engine's cap; the others reserve whole requests
     slots = eng.max_num_seqs if policy.paged else seqs_per_replica
-    reps = [Replica(env, i, table, scheduler=policy, max_seqs=slots, kv_capacity_tokens=kv_tokens,
-                    chunk_tokens=eng.max_num_batched_tokens, on_finish=on_finish, replay=replays[i], link=links[i])
-            for i in range(replicas_n)]
+    # pipeline parallelism: each replica runs `pp` micro-batch lanes (vLLM's virtual engines) that
+    # share its KV pool and flow through its `pp` stages
+    pp = dep.parallelism.pp if ctx.placement != "cpu-only" else 1
+    reps = []
+    for i in range(replicas_n):
+        if pp > 1:
+            blocks = max(1, int(kv_tokens // policy.block_tokens))
+            kv = simpy.Container(env, capacity=blocks, init=blocks)
+            stages = [simpy.Resource(env, capacity=1) for _ in range(pp)]
+        else:
+            kv, stages = None, ()
+        for j in range(pp):
+            reps.append(Replica(env, len(reps), table, scheduler=policy, max_seqs=max(1, slots // pp),
+                                kv_capacity_tokens=kv_tokens, chunk_tokens=eng.max_num_batched_tokens,
+                                on_finish=on_finish, replay=replays[i], link=links[i], kv=kv, stages=stages))
 
     def arrivals():
         for r in served:
