@@ -42,6 +42,13 @@ class Replay:
         """(seconds, link seconds, link bytes) of one pass whose routed tokens are
         ``tokens`` = (sequence, tokens) pairs; ``seqs``/``tokens_per_seq``/``context`` shape it
         as the cost model expects (decode: ``context`` = mean context)."""
+        keys, weights = self.route(tokens)
+        return self.time(keys, weights, phase, seqs, tokens_per_seq, context, prefill_tokens, prefill_seqs,
+                         prefill_context)
+
+    def route(self, tokens: Sequence[tuple[int, int]]):
+        """Route one pass's tokens (of every DP rank of an EP group that steps together); the
+        per-layer count keys of the cost model and how many layers have each."""
         # expert identities per token matter only to a cache that can keep some experts but not all
         need_ids = self.cache is not None and 0 < self.cache.capacity < self.router.num_experts
         counts = self.router.counts(tokens, need_ids=need_ids, need_loads=self.ep > 1)
@@ -63,7 +70,12 @@ class Replay:
         fetched = self.cache.access(active) if self.cache is not None else None
         if self.ep > 1:  # the EP cost depends on the most loaded rank only: keep the memo keys few
             distinct = np.zeros_like(distinct)
-        keys, weights = self.table.keys(distinct, rank_distinct, rank_load, fetched)
+        return self.table.keys(distinct, rank_distinct, rank_load, fetched)
+
+    def time(self, keys, weights, phase: str, seqs: int, tokens_per_seq: float, context: float,
+             prefill_tokens: int = 0, prefill_seqs: int = 1,
+             prefill_context: float = 0.0) -> tuple[float, float, float]:
+        """(seconds, link seconds, link bytes) of a pass of this shape at routed counts."""
         if phase == "decode":
             return self.table.decode(seqs, context, keys, weights, prefill_tokens, prefill_seqs, prefill_context)
         return self.table.prefill(seqs, tokens_per_seq, context, keys, weights)

@@ -28,7 +28,8 @@ class Replica:
     def __init__(self, env: simpy.Environment, index: int, table: StepTable, *, scheduler, max_seqs: int,
                  kv_capacity_tokens: float, chunk_tokens: int, on_finish: Callable[[Request], None],
                  replay: "Optional[Replay]" = None, link: "Optional[Link]" = None,
-                 kv: Optional[simpy.Container] = None, stages: Sequence[simpy.Resource] = ()):
+                 kv: Optional[simpy.Container] = None, stages: Sequence[simpy.Resource] = (),
+                 group: "Optional[EPGroup]" = None):
         self.env = env
         self.index = index
         self.table = table
@@ -42,6 +43,7 @@ class Replica:
         #: pipeline stages (PP > 1): a pass holds each stage in turn for its share of the time,
         #: so the micro-batch lanes of one replica overlap as a pipeline
         self.stages = list(stages)
+        self.group = group  # DP ranks of one EP group step together (attention DP + EP)
         self.chunk = max(1, chunk_tokens)
         self.on_finish = on_finish
         self.replay = replay  # routing replay (None: memoized expectations of the routing profile)
@@ -125,6 +127,15 @@ class Replica:
         if r.generated == 1:
             r.first_token_s = self.env.now
 
+    def table_time(self, phase: str, seqs: int, tokens_per_seq: float, context: float, prefill_tokens: int = 0,
+                   prefill_seqs: int = 1, prefill_context: float = 0.0) -> float:
+        """Seconds of a pass from the memoized step table (the routing profile's expectations)."""
+        if phase == "prefill":
+            return self.table.prefill(seqs, tokens_per_seq, context)
+        if prefill_tokens:
+            return self.table.mixed(seqs, context, prefill_tokens, prefill_seqs, prefill_context)
+        return self.table.decode(seqs, context)
+
     # ---- one forward pass
     def _compute(self, dt: float) -> simpy.Event:
         """The pass's compute: ``dt`` seconds, or a walk through the pipeline stages."""
@@ -146,14 +157,12 @@ class Replica:
         the pass."""
         start = self.env.now
         self.trace.append((start, len(self.waiting), len(self.running)))
-        if self.replay is None:
-            if phase == "prefill":
-                dt = self.table.prefill(seqs, tokens_per_seq, context)
-            elif prefill_tokens:
-                dt = self.table.mixed(seqs, context, prefill_tokens, prefill_seqs, prefill_context)
-            else:
-                dt = self.table.decode(seqs, context)
-            yield self._compute(dt)
+        if self.group is not None:
+            yield from self.group.step(self, (phase, tokens, seqs, tokens_per_seq, context, prefill_tokens,
+                                              prefill_seqs, prefill_context))
+        elif self.replay is None:
+            yield self._compute(self.table_time(phase, seqs, tokens_per_seq, context, prefill_tokens, prefill_seqs,
+                                                prefill_context))
         else:
             dt, link_s, link_bytes = self.replay.cost(phase, tokens, seqs, tokens_per_seq, context,
                                                       prefill_tokens, prefill_seqs, prefill_context)
@@ -166,3 +175,42 @@ class Replica:
             self.prefill_passes += 1
         else:
             self.decode_steps += 1
+
+
+class EPGroup:
+    """DP ranks sharing an EP group (attention DP + EP: SGLang --enable-dp-attention, vLLM DP+EP)
+    step together: every rank with work at a step boundary joins one pass, each MoE layer routes
+    the tokens of all of them (replay: their union's per-layer counts, so the busiest EP rank
+    carries the whole group's load), and the step lasts as long as the slowest rank's pass."""
+
+    def __init__(self, env: simpy.Environment, replay: "Optional[Replay]" = None):
+        self.env, self.replay = env, replay
+        self.pending: list = []
+        self.running = False  # a group step is being collected or is in flight
+        self.steps = 0
+
+    def step(self, rep: Replica, args: tuple):
+        """A SimPy sub-generator: join the next group step (a rank that gets work while a step
+        is in flight waits for its end) and wait for that step to end."""
+        done = self.env.event()
+        self.pending.append((rep, args, done))
+        if not self.running:
+            self.running = True
+            self.env.process(self._run())
+        yield done
+
+    def _run(self):
+        while self.pending:
+            yield self.env.timeout(0)  # every rank ready at this instant joins
+            batch, self.pending = self.pending, []
+            if self.replay is not None:
+                keys, weights = self.replay.route([t for _, a, _ in batch for t in a[1]])
+                dt = max(self.replay.time(keys, weights, a[0], *a[2:])[0] for _, a, _ in batch)
+            else:
+                dt = max(r.table_time(a[0], *a[2:]) for r, a, _ in batch)
+            self.steps += 1
+            yield self.env.timeout(dt)
+            for _, _, done in batch:
+                done.succeed()
+            yield self.env.timeout(0)  # the released ranks schedule their next passes
+        self.running = False

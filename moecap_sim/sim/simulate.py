@@ -24,7 +24,7 @@ from moecap_sim.errors import UserError
 from moecap_sim.perf.cost import usd_per_million
 from moecap_sim.perf.predictor import make_predictor
 from moecap_sim.predict import predict_with_context
-from moecap_sim.sim.replica import Replica
+from moecap_sim.sim.replica import EPGroup, Replica
 from moecap_sim.sim.schedulers import scheduler_for
 from moecap_sim.sim.requests import Request, load_workload, parse_closed
 from moecap_sim.sim.steptable import StepTable
@@ -39,9 +39,10 @@ def _pct(values) -> dict[str, Optional[float]]:
 
 
 def _replays(env: simpy.Environment, ctx, replicas: int, routing: Optional[str], replay: bool, cache_policy: str,
-             seed: int, res: dict) -> tuple[list, list, list]:
-    """Per replica: its routing replay (or None), the link its expert-cache misses use (each
-    device its own host link; one NVMe drive shared by all), and its expert cache."""
+             seed: int, res: dict, group: int = 1) -> tuple[list, list, list]:
+    """Per replica: its routing replay (or None; one shared by the ``group`` DP ranks of an EP
+    group that step together), the link its expert-cache misses use (each device its own host
+    link; one NVMe drive shared by all), and its expert cache."""
     from moecap_sim.sim.experts import Link, make_cache
     from moecap_sim.sim.replay import Replay
     from moecap_sim.sim.routing import make_router
@@ -63,6 +64,10 @@ def _replays(env: simpy.Environment, ctx, replicas: int, routing: Optional[str],
     shared = Link(env, "nvme") if ctx.placement == "nvme" else None
     reps, links, caches = [], [], []
     for i in range(replicas):
+        if i % group:
+            reps.append(reps[-1])
+            links.append(links[-1])
+            continue
         router = make_router(routing, profile, n_moe, arch.num_experts, arch.top_k, seed * 1009 + i,
                              res["model"]["name"] if isinstance(res.get("model"), dict) else "")
         cache = make_cache(cache_policy, n_moe, arch.num_experts, int(ctx.cache_experts_per_layer or 0)) \
@@ -149,13 +154,17 @@ def simulate(model: Union[str, ServingConfig], hw: Optional[str] = None, *, work
     seqs_per_replica = max(1, min(eng.max_num_seqs, opt.max_concurrent_seqs // max(1, replicas_n)))
     # KV room in tokens per replica, from the planner's budget (sequences of the mean length)
     kv_tokens = max(1, opt.max_concurrent_seqs // max(1, replicas_n)) * (mean_in + mean_out)
-    policy = scheduler_for(eng.batching, scheduler)
+    policy = scheduler_for(eng.batching, scheduler, eng.name)
     # a request whose prompt + output can never fit a replica's KV is rejected and counted
     rejected = [r for r in reqs if r.input_tokens + r.output_tokens > kv_tokens]
     served = [r for r in reqs if r.input_tokens + r.output_tokens <= kv_tokens]
     table = StepTable(make_predictor("analytical", ctx))
     env = simpy.Environment()
-    replays, links, caches = _replays(env, ctx, replicas_n, routing, replay, cache_policy, seed, res)
+    # attention DP + EP: the DP ranks of one EP group (ep/tp of them) step together
+    par = dep.parallelism
+    pp = par.pp if ctx.placement != "cpu-only" else 1
+    gsize = par.ep // par.tp if (par.ep > par.tp and replicas_n > 1 and pp == 1) else 1
+    replays, links, caches = _replays(env, ctx, replicas_n, routing, replay, cache_policy, seed, res, gsize)
     finished: list[Request] = []
 
     user_done: dict[int, simpy.Event] = {}
@@ -170,7 +179,7 @@ def simulate(model: Union[str, ServingConfig], hw: Optional[str] = None, *, work
     slots = eng.max_num_seqs if policy.paged else seqs_per_replica
     # pipeline parallelism: each replica runs `pp` micro-batch lanes (vLLM's virtual engines) that
     # share its KV pool and flow through its `pp` stages
-    pp = dep.parallelism.pp if ctx.placement != "cpu-only" else 1
+    groups = [EPGroup(env, replays[g * gsize]) for g in range(replicas_n // gsize)] if gsize > 1 else []
     reps = []
     for i in range(replicas_n):
         if pp > 1:
@@ -182,7 +191,8 @@ def simulate(model: Union[str, ServingConfig], hw: Optional[str] = None, *, work
         for j in range(pp):
             reps.append(Replica(env, len(reps), table, scheduler=policy, max_seqs=max(1, slots // pp),
                                 kv_capacity_tokens=kv_tokens, chunk_tokens=eng.max_num_batched_tokens,
-                                on_finish=on_finish, replay=replays[i], link=links[i], kv=kv, stages=stages))
+                                on_finish=on_finish, replay=replays[i], link=links[i], kv=kv, stages=stages,
+                                group=groups[i // gsize] if groups else None))
 
     def arrivals():
         for r in served:
@@ -236,7 +246,7 @@ def simulate(model: Union[str, ServingConfig], hw: Optional[str] = None, *, work
                       "prefetch": bool(eng.prefetch)}
     replay_json = None
     if replays and replays[0] is not None:
-        sums = [rp.summary() for rp in replays]
+        sums = [rp.summary() for rp in {id(r): r for r in replays}.values()]
         imb = [x["ep_imbalance"] for x in sums if x["ep_imbalance"] is not None]
         dist = [x["mean_distinct_experts_per_layer"] for x in sums if x["mean_distinct_experts_per_layer"] is not None]
         replay_json = {"source": replays[0].router.source, "passes": sum(x["passes"] for x in sums),
