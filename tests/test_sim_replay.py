@@ -325,3 +325,20 @@ def test_attention_dp_ranks_of_an_ep_group_step_together():
     starts = [t for rank in s["_timeseries"]["replicas"] for t, *_ in rank]
     assert len(set(starts)) < 0.4 * len(starts)  # four ranks, mostly the same step starts
     assert s["ep_imbalance"] > 1.0
+
+
+def test_sglang_policy_prefills_apart_and_retracts():
+    """--engine sglang gets its own policy: prefill batches run on their own (decodes wait: a
+    longer ITL tail than vLLM V1's mixed passes), admission reserves expected output tokens,
+    and decode retracts requests when KV runs out — tokens still conserved."""
+    from moecap_sim.sim.simulate import simulate
+
+    kw = dict(workload="azure-conv", requests=300)
+    sg = simulate("qwen3-30b-a3b", "h100x1", engine="sglang", **kw)
+    vl = simulate("qwen3-30b-a3b", "h100x1", engine="vllm", **kw)
+    assert sg["scheduler"] == "sglang" and vl["scheduler"] == "vllm-v1"
+    assert sg["itl_s"]["p99"] > 1.5 * vl["itl_s"]["p99"]
+    s = simulate("olmoe-1b-7b", "l4x1", engine="sglang", workload="closed:256", requests=384, input_len=512,
+                 output_len=1536, return_requests=True)
+    assert s["requests_preempted"] > 0 and s["requests_completed"] == 384
+    assert all(r.generated == r.output_tokens == len(r.token_times) for r in s["_requests"])

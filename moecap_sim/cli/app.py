@@ -259,8 +259,10 @@ def simulate_cmd(
                                                                     "lru | lfu."),
     scheduler: Optional[str] = typer.Option(None, help="Scheduler policy: vllm-v1 (chunked prefill mixed with decode, "
                                                        "paged KV, preemption by recompute; default for continuous "
-                                                       "batching) | prefill-first | static (default for static "
-                                                       "batching engines)."),
+                                                       "batching) | sglang (prefill batches first, admission against "
+                                                       "expected output tokens, retraction; default for --engine "
+                                                       "sglang) | prefill-first | static (default for static batching "
+                                                       "engines)."),
     plots: Optional[str] = typer.Option(None, help="Directory to write plots into: latency CDFs, queue length and "
                                                    "expert-cache hit rate over time."),
     json_out: bool = typer.Option(False, "--json", help="Print JSON."),
