@@ -245,6 +245,10 @@ def simulate_cmd(
     ep: int = typer.Option(1, help="Expert-parallel size."),
     pp: int = typer.Option(1, help="Pipeline stages."),
     dp: int = typer.Option(1, help="Data-parallel replicas."),
+    attention_dp: bool = typer.Option(False, "--attention-dp", help=field_help("attention_dp")),
+    max_num_seqs: Optional[int] = typer.Option(None, "--max-num-seqs", help=field_help("max_num_seqs")),
+    max_num_batched_tokens: Optional[int] = typer.Option(None, "--max-num-batched-tokens",
+                                                         help=field_help("max_num_batched_tokens")),
     offload: str = typer.Option("auto", help="auto|none|expert-cache|cpu-experts|cpu-only|nvme."),
     pricing: str = typer.Option("on-demand", help="on-demand|spot|owned."),
     calibration: Optional[str] = typer.Option(None, help="Calibration file from `moecap-sim calibrate`."),
@@ -283,7 +287,8 @@ def simulate_cmd(
     with LazyProgress("simulating requests") as bar:
         s = simulate(model, hw, workload=workload, requests=requests, rate=rate, rate_scale=rate_scale,
                      input_len=input_len, output_len=output_len, seed=seed, precision=precision, kv_dtype=kv_dtype,
-                     engine=engine, tp=tp, ep=ep, pp=pp, dp=dp, offload=offload, pricing=pricing,
+                     engine=engine, tp=tp, ep=ep, pp=pp, dp=dp, attention_dp=attention_dp, max_num_seqs=max_num_seqs,
+                     max_num_batched_tokens=max_num_batched_tokens, offload=offload, pricing=pricing,
                      calibration=calibration, return_requests=bool(plots), progress=bar, routing=routing,
                      replay=replay, cache_policy=cache_policy, scheduler=scheduler)
     reqs = s.pop("_requests", None)
