@@ -180,8 +180,8 @@ class ProfileRouter:
     def _p_used(self, n: int) -> np.ndarray:
         """``[L, E]``: probability that ``n`` tokens of one pass use each expert, the step
         popularity integrated out (the profile's own closed form; independent across experts)."""
-        if n > 256:  # long passes: nearest point of a 2 %-spaced grid (p changes < 1e-3 between points)
-            n = int(round(256 * 1.02 ** round(math.log(n / 256) / math.log(1.02))))
+        if n > 64:  # long passes: nearest point of a 1 %-spaced grid (p moves < 2e-3 to the nearest point)
+            n = int(round(64 * 1.01 ** round(math.log(n / 64) / math.log(1.01))))
         p = self._used.get(n)
         if p is None:
             if self._w is not None:
