@@ -54,11 +54,13 @@ def test_replay_table_decomposition_is_exact(qwen_ctx):
     rng = np.random.default_rng(0)
     n = _n_moe(qwen_ctx)
     distinct = rng.integers(20, 100, n)
-    keys, w = table.keys(distinct, np.zeros(n), np.zeros(n), None)
     ctx_pt = CONTEXT_GRID[3]
-    got = table.decode(48, float(ctx_pt), keys, w)[0]
     want = step_time(qwen_ctx, "decode", 48, 1, float(ctx_pt), moe_counts=[MoeCounts(distinct=float(d)) for d in distinct])
-    assert got == pytest.approx(want.time_s, rel=1e-9)
+    keys, w = table.keys(distinct, np.zeros(n), np.zeros(n), None)  # general keys
+    assert table.decode(48, float(ctx_pt), keys, w)[0] == pytest.approx(want.time_s, rel=1e-9)
+    keys, w = table.keys(distinct, None, None, None)  # distinct-only fast path
+    assert keys is None
+    assert table.decode(48, float(ctx_pt), keys, w)[0] == pytest.approx(want.time_s, rel=1e-9)
 
 
 # --- routers and caches -----------------------------------------------------------------------

@@ -52,10 +52,10 @@ class Replay:
         # expert identities per token matter only to a cache that can keep some experts but not all
         need_ids = self.cache is not None and 0 < self.cache.capacity < self.router.num_experts
         counts = self.router.counts(tokens, need_ids=need_ids, need_loads=self.ep > 1)
-        active = counts > 0
+        active = counts if counts.dtype == bool else counts > 0
         distinct = active.sum(axis=1)
         self.passes += 1
-        self.distinct_sum += float(distinct.mean())
+        self.distinct_sum += int(distinct.sum()) / len(distinct)
         if self.ep > 1:
             loads = np.add.reduceat(counts, self._rank_starts, axis=1)
             rank_load = loads.max(axis=1)
@@ -66,7 +66,7 @@ class Replay:
                 self.imbalance_sum += float(np.mean(rank_load[ok] / mean[ok]))
                 self.imbalance_n += 1
         else:
-            rank_load = rank_distinct = np.zeros_like(distinct)
+            rank_load = rank_distinct = None
         fetched = self.cache.access(active) if self.cache is not None else None
         if self.ep > 1:  # the EP cost depends on the most loaded rank only: keep the memo keys few
             distinct = np.zeros_like(distinct)

@@ -198,8 +198,8 @@ class ProfileRouter:
         """``[MoE layers, experts]`` token counts of a pass.  With ``need_ids`` decode tokens get
         expert identities (temporal reuse from each sequence's previous token); with
         ``need_loads`` (EP rank loads) each expert's count is Binomial(tokens, pi_e) under the
-        pass's popularity ``pi``; otherwise only whether each expert is used is drawn (1 = used,
-        from the probability with ``pi`` integrated out: enough for distinct experts)."""
+        pass's popularity ``pi``; otherwise only whether each expert is used is drawn (a boolean
+        matrix, from the probability with ``pi`` integrated out: enough for distinct experts)."""
         L, e = self.L, self.num_experts
         single = [q for q, n in tokens if n == 1]
         many = sum(n for q, n in tokens if n > 1)
@@ -208,8 +208,7 @@ class ProfileRouter:
                 self.prev.pop(q, None)  # after a prompt chunk the next token draws afresh
         out = np.zeros((L, e), dtype=np.int64)
         if not (need_ids or need_loads):
-            used = self.rng.random((L, e)) < self._p_used(len(single) + many)
-            return used.astype(np.int64)
+            return self.rng.random((L, e)) < self._p_used(len(single) + many)  # bool: used or not
         pi = self.gen.step_popularity(self.rng)  # [L, E], rows sum to top_k
         if need_ids and single:
             prev = np.stack([self.prev.get(q, self._none) for q in single])

@@ -182,14 +182,18 @@ class ReplayStepTable:
         self._memo[memo_key] = out
         return out
 
-    def keys(self, distinct: np.ndarray, rank_distinct: np.ndarray, rank_load: np.ndarray,
-             fetched: Optional[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    def keys(self, distinct: np.ndarray, rank_distinct: Optional[np.ndarray], rank_load: Optional[np.ndarray],
+             fetched: Optional[np.ndarray]) -> tuple:
         """Unique per-layer count keys of a pass and how many layers have each.  When only the
-        distinct experts vary (no EP, no cache), keys are None and the weights are the number
-        of layers at each distinct count 0..E (costed through a vector of per-layer deltas)."""
-        if fetched is None and self.one is not None and not rank_load.any():
-            return None, np.bincount(distinct.astype(np.int64), minlength=self.E + 1)
+        distinct experts vary (no EP: ``rank_load`` None; no cache), keys are None and the
+        weights are (distinct count, layers with it) pairs, costed through memoized per-layer
+        deltas."""
+        if fetched is None and self.one is not None and rank_load is None:
+            bc = np.bincount(distinct, minlength=self.E + 1).tolist()
+            return None, [(d, w) for d, w in enumerate(bc) if w]
         b = self._BITS
+        if rank_load is None:
+            rank_load = rank_distinct = np.zeros_like(distinct)
         f = np.full(len(distinct), (1 << b) - 1, dtype=np.int64) if fetched is None else fetched.astype(np.int64)
         load = rank_load.astype(np.int64)
         small = distinct.astype(np.int64) | (rank_distinct.astype(np.int64) << b) | (f << 2 * b)
@@ -211,20 +215,18 @@ class ReplayStepTable:
         if keys is None:  # distinct experts only: per-layer deltas as a vector over 0..E
             # additive layers: the MoE terms' change depends on the pass's token count alone
             dkey = (seqs * tokens + (mix[0] if mix else 0),) if self.additive else (phase, seqs, tokens, cl, mix)
-            hit = self._dvec.get(dkey)
-            if hit is None:
-                hit = self._dvec[dkey] = (np.zeros(self.E + 1), np.zeros(self.E + 1, dtype=bool))
-            vec, known = hit
-            need = np.flatnonzero((weights > 0) & ~known)
-            if len(need):
-                ev = (lambda k: self._eval("decode", dkey[0], 1, 0, k, one=True)) if self.additive else \
-                    (lambda k: self._eval(phase, seqs, tokens, cl, k, one=True, mix=mix))
-                r = ev(self.ref_key)[0]
-                mask = (1 << self._BITS) - 1
-                for d in need.tolist():
-                    vec[d] = ev(d | (mask << 2 * self._BITS))[0] - r
-                known[need] = True
-            return t + float(np.dot(weights, vec)), fs, fb
+            vec = self._dvec.get(dkey)
+            if vec is None:
+                vec = self._dvec[dkey] = {}
+            for d, w in weights:  # (distinct experts, layers with that many)
+                v = vec.get(d)
+                if v is None:
+                    ev = (lambda k: self._eval("decode", dkey[0], 1, 0, k, one=True)) if self.additive else \
+                        (lambda k: self._eval(phase, seqs, tokens, cl, k, one=True, mix=mix))
+                    mask = (1 << self._BITS) - 1
+                    v = vec[d] = ev(d | (mask << 2 * self._BITS))[0] - ev(self.ref_key)[0]
+                t += w * v
+            return t, fs, fb
         r = self._eval(phase, seqs, tokens, cl, self.ref_key, one=True, mix=mix)
         for k, w in zip(keys.tolist(), weights.tolist()):
             if k != self.ref_key:
