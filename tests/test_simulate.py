@@ -75,6 +75,7 @@ def test_cli_simulate_with_plot(tmp_path, capsys):
                "--rate", "2", "--plots", str(tmp_path), "--json"])
     assert rc == 0
     assert (tmp_path / "latency_cdf.png").stat().st_size > 10_000
+    assert (tmp_path / "queue_and_cache.png").stat().st_size > 10_000
 
 
 def test_simulator_depends_on_the_step_time_predictor_interface():

@@ -229,8 +229,11 @@ def metrics_cmd(
 def simulate_cmd(
     model: str = typer.Option(..., "--model", "-m", help="Catalog model name/alias, or a path to a HF config.json."),
     hw: str = typer.Option(..., "--hw", help="System name or a path to a system YAML."),
-    workload: str = typer.Option("azure-conv", help="poisson | poisson-exp | fixed | azure-conv | azure-code | a CSV path "
-                                                   "(arrival_s,input_tokens,output_tokens, or the raw Azure trace)."),
+    workload: str = typer.Option("azure-conv", help="poisson | poisson-exp | fixed | azure-conv | azure-code (first 10 min) | "
+                                                   "azure-conv-1h | azure-code-1h (the whole hour) | "
+                                                   "closed:N[:THINK_S] (N users, each sending its next request when "
+                                                   "the last finished) | a CSV path (arrival_s,input_tokens,"
+                                                   "output_tokens, or the raw Azure trace)."),
     requests: Optional[int] = typer.Option(None, help="Number of requests (default: all in the file; 200 for poisson)."),
     rate: float = typer.Option(1.0, help="Arrival rate, req/s (poisson workloads)."),
     rate_scale: float = typer.Option(1.0, "--rate-scale", help="Compress trace arrivals by this factor (2 = twice the load)."),
@@ -244,17 +247,40 @@ def simulate_cmd(
     ep: int = typer.Option(1, help="Expert-parallel size."),
     pp: int = typer.Option(1, help="Pipeline stages."),
     dp: int = typer.Option(1, help="Data-parallel replicas."),
+    attention_dp: bool = typer.Option(False, "--attention-dp", help=field_help("attention_dp")),
+    max_num_seqs: Optional[int] = typer.Option(None, "--max-num-seqs", help=field_help("max_num_seqs")),
+    max_num_batched_tokens: Optional[int] = typer.Option(None, "--max-num-batched-tokens",
+                                                         help=field_help("max_num_batched_tokens")),
     offload: str = typer.Option("auto", help="auto|none|expert-cache|cpu-experts|cpu-only|nvme."),
     pricing: str = typer.Option("on-demand", help="on-demand|spot|owned."),
     calibration: Optional[str] = typer.Option(None, help="Calibration file from `moecap-sim calibrate`."),
-    plots: Optional[str] = typer.Option(None, help="Directory to write latency CDF plots into."),
+    routing: Optional[str] = typer.Option(None, help="Expert routing replayed step by step: a token-level routing "
+                                                     "trace of this model (moecap-trace/1 .npz, from `trace import`; "
+                                                     "replayed in order and wrapped), 'profile' (default: synthesised "
+                                                     "per pass from the model's routing profile, seeded) or 'uniform'."),
+    replay: bool = typer.Option(True, "--replay/--no-replay", help="Replay routing per pass (expert caches, EP "
+                                                                   "imbalance, routing variance); --no-replay uses the "
+                                                                   "profile's expectations (faster, no variance)."),
+    cache_policy: str = typer.Option("lru", "--cache-policy", help="Expert-cache eviction of offloaded placements: "
+                                                                    "lru | lfu."),
+    scheduler: Optional[str] = typer.Option(None, help="Scheduler policy: vllm-v1 (chunked prefill mixed with decode, "
+                                                       "paged KV, preemption by recompute; default for continuous "
+                                                       "batching) | sglang (prefill batches first, admission against "
+                                                       "expected output tokens, retraction; default for --engine "
+                                                       "sglang) | prefill-first | static (default for static batching "
+                                                       "engines)."),
+    plots: Optional[str] = typer.Option(None, help="Directory to write plots into: latency CDFs, queue length and "
+                                                   "expert-cache hit rate over time."),
     json_out: bool = typer.Option(False, "--json", help="Print JSON."),
 ):
     """Replay a request workload (real Azure arrivals by default) through the serving system in a
-    SimPy discrete-event simulation: TTFT/TPOT/E2E percentiles, throughput, cost per token."""
+    SimPy discrete-event simulation, replaying expert routing pass by pass (expert caches in
+    simulated time, EP imbalance) under the engine's scheduler: TTFT/TPOT/ITL/E2E percentiles,
+    throughput, rejected/preempted requests, cache hit rate, cost per token (marked not
+    meaningful when the system is overloaded)."""
     from pathlib import Path
 
-    from moecap_sim.sim.simulate import plot_cdfs, simulate
+    from moecap_sim.sim.simulate import plot_cdfs, plot_timeseries, simulate
 
     from moecap_sim.cli.render import LazyProgress
     from moecap_sim.inputs import check_output_dir
@@ -263,12 +289,16 @@ def simulate_cmd(
     with LazyProgress("simulating requests") as bar:
         s = simulate(model, hw, workload=workload, requests=requests, rate=rate, rate_scale=rate_scale,
                      input_len=input_len, output_len=output_len, seed=seed, precision=precision, kv_dtype=kv_dtype,
-                     engine=engine, tp=tp, ep=ep, pp=pp, dp=dp, offload=offload, pricing=pricing,
-                     calibration=calibration, return_requests=bool(plots), progress=bar)
+                     engine=engine, tp=tp, ep=ep, pp=pp, dp=dp, attention_dp=attention_dp, max_num_seqs=max_num_seqs,
+                     max_num_batched_tokens=max_num_batched_tokens, offload=offload, pricing=pricing,
+                     calibration=calibration, return_requests=bool(plots), progress=bar, routing=routing,
+                     replay=replay, cache_policy=cache_policy, scheduler=scheduler)
     reqs = s.pop("_requests", None)
+    series = s.pop("_timeseries", None)
     if plots and s["fits"]:
         Path(plots).mkdir(parents=True, exist_ok=True)
-        s["plots"] = [plot_cdfs(s, reqs, str(Path(plots) / "latency_cdf.png"))]
+        s["plots"] = [plot_cdfs(s, reqs, str(Path(plots) / "latency_cdf.png")),
+                      plot_timeseries(s, series, str(Path(plots) / "queue_and_cache.png"))]
     if json_out:
         return print_json(s)
     if not s["fits"]:
@@ -279,15 +309,27 @@ def simulate_cmd(
     console.print(f"[bold]{s['model']['display_name']}[/bold] on [bold]{s['hardware']['display_name']}[/bold] — "
                   f"engine {s['engine']}, placement {s['placement']}; workload: {s['workload']['source']}")
     rows = [[k.replace("_s", ""), s[k]["mean"], s[k]["p50"], s[k]["p90"], s[k]["p99"], s[k]["max"]]
-            for k in ("ttft_s", "tpot_s", "e2e_s", "queueing_s")]
+            for k in ("ttft_s", "tpot_s", "itl_s", "e2e_s", "queueing_s")]
     console.print(table("Latency (s)", ["", "mean", "p50", "p90", "p99", "max"], rows))
     console.print(table("Throughput and cost", ["", ""], [
-        ["completed requests", f"{s['completed']} of {s['workload']['requests']} in {s['makespan_s']:.1f} s simulated"],
+        ["completed requests", f"{s['completed']} of {s['workload']['requests']} in {s['makespan_s']:.1f} s simulated"
+                               f" ({s['requests_rejected']} rejected: never fit the KV cache; {s['requests_preempted']} "
+                               f"preempted)"],
+        ["scheduler", s["scheduler"]],
         ["output tokens/s", s["output_tokens_per_s"]], ["total tokens/s", s["total_tokens_per_s"]],
         ["requests/s", s["requests_per_s"]], ["replica busy", ", ".join(f"{b:.0%}" for b in s["replica_busy_fraction"])],
-        ["$/M output tokens", s["cost"]["usd_per_million_output_tokens"]],
+        ["$/M output tokens", s["cost"]["usd_per_million_output_tokens"] if not s["overloaded"]
+         else f"{s['cost']['usd_per_million_output_tokens']:.3g} (OVERLOADED: not a valid operating point)"],
         ["simulation wall time", f"{s['simulation']['wall_time_s']:.2f} s"]]))
-    console.print(f"[dim]routing: {s['routing']['source']}[/dim]")
+    if s.get("expert_cache"):
+        c = s["expert_cache"]
+        console.print(f"expert cache ({c['policy']}, {c['capacity_experts_per_layer']} experts/layer): hit rate "
+                      f"{c['hit_rate']:.1%}, {c['misses']} misses, {c['bytes_fetched'] / 1e9:.1f} GB fetched, link busy "
+                      f"{c['link_busy_fraction']:.0%}")
+    if s["overloaded"]:
+        console.print("[red]overloaded:[/red] the queue grows without bound at this load")
+    rr = s.get("routing_replay")
+    console.print(f"[dim]routing: {rr['source'] if rr else s['routing']['source'] + ' (expectations, no replay)'}[/dim]")
     for p in s.get("plots", []):
         console.print(f"plot: {p}")
 

@@ -41,6 +41,12 @@ class AnalyticalPredictor:
     def prefill_s(self, seqs: int, tokens_per_seq: int, context: float) -> float:
         return step_time(self.ctx, "prefill", seqs, tokens_per_seq, context).time_s
 
+    def mixed_s(self, seqs: int, context: float, prefill_tokens: int, prefill_seqs: int,
+                prefill_context: float) -> float:
+        """A decode pass with prefill chunks riding in it (chunked prefill mixed with decode)."""
+        return step_time(self.ctx, "decode", seqs, 1, context, prefill_tokens=prefill_tokens,
+                         prefill_seqs=prefill_seqs, prefill_context=prefill_context).time_s
+
 
 #: predictor kinds by name; a measured-table predictor registers itself here
 PREDICTORS: dict[str, Callable[[CostContext], StepTimePredictor]] = {"analytical": AnalyticalPredictor}

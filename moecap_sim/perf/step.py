@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field, replace
-from typing import Optional
+from typing import Optional, Sequence
 
 from moecap_sim.catalog.engines import EngineSpec
 from moecap_sim.deployment import Deployment
@@ -99,6 +99,22 @@ class StepBreakdown:
     def bottleneck(self) -> str:
         res = self.by_resource()
         return max(res, key=res.get) if res else "none"
+
+
+@dataclass(frozen=True)
+class MoeCounts:
+    """Routing of one MoE layer in one pass as counted by a routing replay (the simulator's
+    optional input to :func:`step_time`; unused, the routing profile's expectations apply).
+
+    ``distinct``: experts the pass activates (whole layer); ``rank_distinct`` and ``rank_load``:
+    distinct experts and token-expert assignments on the most loaded EP rank (ignored without
+    EP); ``fetched``: experts the device's expert cache missed and fetched over the link (None:
+    the profile's steady-state hit rate)."""
+
+    distinct: float
+    rank_distinct: float = 0.0
+    rank_load: float = 0.0
+    fetched: Optional[float] = None
 
 
 @dataclass(frozen=True)
@@ -399,12 +415,14 @@ def _gqa_expansion(ctx: CostContext) -> float:
     return 1.0 if ctx.engine.gqa_kv_expansion else 0.0
 
 
-def _layer_classes(ctx: CostContext, phase: str) -> dict[tuple[Layer, Optional[int]], int]:
+def _layer_classes(ctx: CostContext, phase: str, moe_counts: Optional[Sequence[MoeCounts]] = None) -> dict:
     """Layers that cost the same, with how many there are: same attention, MoE and dense FFN
     geometry and, for MoE layers, the same placement of their experts (GPU or CPU under
     ``--n-cpu-moe``).  MoE layers are timed with the layer-averaged routing statistics
     (``moe_idx`` None): the expected distinct experts and EP loads are linear in the per-layer
-    mixture weights of the routing profile, so their sum over layers is unchanged."""
+    mixture weights of the routing profile, so their sum over layers is unchanged.  With
+    ``moe_counts`` (one per MoE layer, a replayed pass) MoE layers are also keyed by their counts
+    and the keys become ``(layer, moe_idx, counts)``."""
     classes: dict = {}
     reps: dict = {}
     moe_idx = 0
@@ -412,12 +430,17 @@ def _layer_classes(ctx: CostContext, phase: str) -> dict[tuple[Layer, Optional[i
         if layer.role == "encoder" and phase == "decode":
             continue
         on_cpu = None
+        counts = None
         if layer.moe is not None:
             on_cpu = ctx.cpu_moe_layers is not None and moe_idx < ctx.cpu_moe_layers
+            if moe_counts is not None:
+                counts = moe_counts[moe_idx]
             moe_idx += 1
-        key = (layer.role, layer.attention, layer.moe, layer.dense_ffn_params, on_cpu)
+        key = (layer.role, layer.attention, layer.moe, layer.dense_ffn_params, on_cpu, counts)
         if key not in reps:
             reps[key] = (layer, None if layer.moe is None else (0 if on_cpu or ctx.cpu_moe_layers is None else -1))
+            if moe_counts is not None:
+                reps[key] = reps[key] + (counts,)
         classes[reps[key]] = classes.get(reps[key], 0) + 1
     return classes
 
@@ -441,6 +464,7 @@ class _LayerPass:
     prefill_seqs: int = 1
     time_s: float = 0.0  # critical path on the main unit so far
     cpu_time_s: float = 0.0  # CPU-side work that overlaps it (CPU experts)
+    counts: Optional[MoeCounts] = None  # replayed routing of this layer (None: profile expectations)
 
     @property
     def unit(self) -> Unit:
@@ -567,11 +591,18 @@ def _expert_load(lp: _LayerPass) -> _ExpertLoad:
     ep = ctx.dep.parallelism.ep if not lp.on_cpu else 1
     shards = 1 if lp.on_cpu else max(tp, ep)
     t_moe = T * (ep // tp) if ep > tp else T
-    distinct = ctx.routing.expected_distinct_experts(t_moe, None) if t_moe > 0 else 0.0
-    distinct = min(float(m.num_experts), max(distinct, min(m.top_k, m.num_experts) if T else 0.0))
+    c = lp.counts
+    if c is not None:  # a replayed pass: its own counts
+        distinct = min(float(m.num_experts), float(c.distinct)) if T else 0.0
+    else:
+        distinct = ctx.routing.expected_distinct_experts(t_moe, None) if t_moe > 0 else 0.0
+        distinct = min(float(m.num_experts), max(distinct, min(m.top_k, m.num_experts) if T else 0.0))
     if ep > 1:
-        d_rank = min(m.num_experts / ep, ctx.routing.ep_max_rank_distinct(t_moe, ep, None))
-        load_rank = ctx.routing.ep_max_rank_load(t_moe, ep, None)
+        if c is not None:
+            d_rank, load_rank = min(m.num_experts / ep, float(c.rank_distinct)), float(c.rank_load)
+        else:
+            d_rank = min(m.num_experts / ep, ctx.routing.ep_max_rank_distinct(t_moe, ep, None))
+            load_rank = ctx.routing.ep_max_rank_load(t_moe, ep, None)
         split = ep / shards  # an expert further split over TP ranks when tp > ep
         return _ExpertLoad(distinct, d_rank * expert_bytes * split, 2.0 * load_rank * m.expert_params * split, ep,
                            shards, expert_bytes)
@@ -630,7 +661,10 @@ def _device_experts(lp: _LayerPass, load: _ExpertLoad) -> None:
     h = ctx.dep.model.arch.hidden_size
     inter = m.intermediate_size(h)
     per_assign = (9.0 * h + 8.0 * inter) if per_expert_kernels else (3.0 * h + 6.0 * inter)
-    assign = ctx.routing.ep_max_rank_load(lp.tokens, load.ep, None) if load.ep > 1 else lp.tokens * m.top_k / load.shards
+    if load.ep > 1:
+        assign = float(lp.counts.rank_load) if lp.counts is not None else ctx.routing.ep_max_rank_load(lp.tokens, load.ep, None)
+    else:
+        assign = lp.tokens * m.top_k / load.shards
     lp.time_s += lp.run("moe_dispatch", assign * per_assign * ACT_BYTES, 0.0, dtype=lp.act_dtype)
     if per_expert_kernels:
         # an eager loop over the activated experts dispatches its own operators per expert
@@ -647,8 +681,12 @@ def _expert_fetch(lp: _LayerPass, load: _ExpertLoad) -> None:
     the cached fraction in prefill; each device has its own PCIe link, the NVMe drive is shared."""
     ctx, m, unit = lp.ctx, lp.layer.moe, lp.unit
     cached = ctx.cache_experts_per_layer if ctx.cache_experts_per_layer is not None else 0.0
-    hit = ctx.routing.cache_hit_rate(int(cached)) if lp.phase == "decode" else min(1.0, cached / m.num_experts)
-    miss_bytes = load.bytes_dev * (1.0 - hit)
+    if lp.counts is not None and lp.counts.fetched is not None:  # a replayed cache: its own misses
+        per_expert_dev = load.expert_bytes * (load.ep / load.shards if load.ep > 1 else 1.0 / load.shards)
+        miss_bytes = float(lp.counts.fetched) * per_expert_dev
+    else:
+        hit = ctx.routing.cache_hit_rate(int(cached)) if lp.phase == "decode" else min(1.0, cached / m.num_experts)
+        miss_bytes = load.bytes_dev * (1.0 - hit)
     bw = host_to_device_bytes_per_s(ctx)
     latency = ctx.host_link_latency_us * 1e-6 if miss_bytes else 0.0
     t_fetch = miss_bytes / bw + latency
@@ -731,13 +769,13 @@ def _launches(lp: _LayerPass) -> None:
 
 def _layer_ops(ctx: CostContext, layer: Layer, moe_idx: Optional[int], phase: str, seqs: int, new_tokens: int,
                context: float, ops: dict[str, Op], acc: dict, prefill_tokens: int = 0,
-               prefill_context: float = 0.0, prefill_seqs: int = 1) -> float:
+               prefill_context: float = 0.0, prefill_seqs: int = 1, counts: Optional[MoeCounts] = None) -> float:
     """Append one layer's operators; return the layer's time on the critical path.  A mixed pass
     (``prefill_tokens`` > 0) carries a prefill chunk in the same forward as the decode tokens:
     every weight is read once for both, GEMMs and experts see all tokens.  CPU experts overlap
     the GPU part of the layer (KTransformers / llama.cpp --cpu-moe)."""
     lp = _LayerPass(ctx, layer, phase, seqs, new_tokens, context, ops, acc, prefill_tokens, prefill_context,
-                    prefill_seqs)
+                    prefill_seqs, counts=counts)
     _attention(lp)
     _dense_parts(lp)
     if layer.moe is not None:
@@ -752,11 +790,14 @@ def _layer_ops(ctx: CostContext, layer: Layer, moe_idx: Optional[int], phase: st
 
 
 def step_time(ctx: CostContext, phase: str, seqs: int, new_tokens: int, context: float,
-              prefill_tokens: int = 0, prefill_context: float = 0.0, prefill_seqs: int = 1) -> StepBreakdown:
+              prefill_tokens: int = 0, prefill_context: float = 0.0, prefill_seqs: int = 1,
+              moe_counts: Optional[Sequence[MoeCounts]] = None) -> StepBreakdown:
     """Time of one forward pass of one replica: ``seqs`` sequences, each adding ``new_tokens``
     tokens (1 in decode) on top of ``context`` tokens already in its KV cache (mean).  In
     decode, ``prefill_tokens`` of ``prefill_seqs`` prompt chunks (each after ``prefill_context``
-    tokens of its prompt) may ride in the same pass (chunked prefill mixed with decode: vLLM V1, SGLang, TRT-LLM)."""
+    tokens of its prompt) may ride in the same pass (chunked prefill mixed with decode: vLLM V1, SGLang, TRT-LLM).
+    ``moe_counts`` (one :class:`MoeCounts` per MoE layer, in order) replaces the routing profile's
+    expectations by a replayed pass's own counts (the simulator's routing replay)."""
     if phase not in ("prefill", "decode"):
         raise ValueError(phase)
     dep = ctx.dep
@@ -766,11 +807,11 @@ def step_time(ctx: CostContext, phase: str, seqs: int, new_tokens: int, context:
     acc = dict(w=0.0, kv=0.0, flops=0.0, dense_w=0.0, dense_flops=0.0, host=0.0, distinct=0.0, saved=0.0)
     total = 0.0
     n_moe = 0
-    for (layer, idx), count in _layer_classes(ctx, phase).items():
+    for (layer, idx, *counts), count in _layer_classes(ctx, phase, moe_counts).items():
         cls_ops: dict[str, Op] = {}
         cls_acc = dict.fromkeys(acc, 0.0)
         t = _layer_ops(ctx, layer, idx, phase, seqs, new_tokens, context, cls_ops, cls_acc, prefill_tokens,
-                       prefill_context, prefill_seqs)
+                       prefill_context, prefill_seqs, counts=counts[0] if counts else None)
         total += count * t
         n_moe += count if layer.moe is not None else 0
         for k, v in cls_acc.items():

@@ -1,7 +1,10 @@
 """Discrete-event serving simulator (SimPy): request generators → per-replica schedulers →
-step times from the shared cost model → latency distributions, throughput, cost.
+per-pass routing replay → step times from the shared cost model → latency distributions,
+throughput, expert-cache behaviour, cost.
 
-Layout (after Vidur): :mod:`requests` (request entities and generators, a small registry),
-:mod:`replica` (the SimPy processes: one scheduler loop per DP replica), :mod:`steptable`
-(memoized step-time predictor over the cost model), :mod:`simulate` (the API and metrics).
+Layout (after Vidur): :mod:`requests` (request entities and workloads), :mod:`replica` (one DP
+replica: queue, KV pool, passes), :mod:`schedulers` (engine policies, one file each),
+:mod:`routing` (trace and profile routers), :mod:`replay` (per-pass counts, EP loads, cache
+lookups), :mod:`experts` (expert caches and the link), :mod:`steptable` (memoized step times
+over the cost model, per-pass counts included), :mod:`simulate` (the API and metrics).
 """

@@ -1,46 +1,62 @@
-"""One DP replica as a SimPy process: a scheduler loop over prefill passes and decode steps.
+"""One DP replica as a SimPy process: its queue, its KV-cache pool and a scheduler policy
+(:mod:`moecap_sim.sim.schedulers`) that decides what each forward pass carries.
 
-Continuous batching (vLLM/SGLang style, prefill-first): whenever waiting requests can be
-admitted (a free sequence slot and KV room for prompt + output), the next pass prefills up to
-``max_num_batched_tokens`` prompt tokens (long prompts are chunked over several passes);
-otherwise every running sequence decodes one token.  KV is reserved for a request's prompt
-and output at admission, so nothing is ever preempted (conservative: real engines admit on
-the prompt alone and preempt on overflow).  Static batching (HF, MoE-Infinity) takes up to
-``max_num_seqs`` waiting requests, prefills them together and decodes until the longest is
-done, the batch size staying fixed (padding).
+The replica owns the state every policy shares — waiting requests, running sequences, the KV
+pool (a :class:`simpy.Container` of KV blocks of the policy's size), the routing replay and
+the link expert-cache misses travel over — and runs one pass at a time (:meth:`Replica.run_pass`):
+its cost comes from the routing replay when there is one (per-pass counts), else from the
+memoized step table (the routing profile's expectations).
 """
 
 from __future__ import annotations
 
+import math
 from collections import deque
-from typing import Callable
+from typing import TYPE_CHECKING, Callable, Optional, Sequence
 
 import simpy
 
 from moecap_sim.sim.requests import Request
 from moecap_sim.sim.steptable import StepTable
 
+if TYPE_CHECKING:
+    from moecap_sim.sim.experts import Link
+    from moecap_sim.sim.replay import Replay
+
 
 class Replica:
-    def __init__(self, env: simpy.Environment, index: int, table: StepTable, *, batching: str, max_seqs: int,
-                 kv_capacity_tokens: float, chunk_tokens: int, on_finish: Callable[[Request], None]):
+    def __init__(self, env: simpy.Environment, index: int, table: StepTable, *, scheduler, max_seqs: int,
+                 kv_capacity_tokens: float, chunk_tokens: int, on_finish: Callable[[Request], None],
+                 replay: "Optional[Replay]" = None, link: "Optional[Link]" = None,
+                 kv: Optional[simpy.Container] = None, stages: Sequence[simpy.Resource] = (),
+                 group: "Optional[EPGroup]" = None):
         self.env = env
         self.index = index
         self.table = table
-        self.batching = batching
+        self.scheduler = scheduler
         self.max_seqs = max(1, max_seqs)
         self.kv_capacity = kv_capacity_tokens
+        self.block_tokens = max(1, int(scheduler.block_tokens))
+        blocks = max(1, int(kv_capacity_tokens // self.block_tokens))
+        # free KV blocks (shared by the micro-batch lanes of one pipeline-parallel replica)
+        self.kv = kv if kv is not None else simpy.Container(env, capacity=blocks, init=blocks)
+        #: pipeline stages (PP > 1): a pass holds each stage in turn for its share of the time,
+        #: so the micro-batch lanes of one replica overlap as a pipeline
+        self.stages = list(stages)
+        self.group = group  # DP ranks of one EP group step together (attention DP + EP)
         self.chunk = max(1, chunk_tokens)
         self.on_finish = on_finish
+        self.replay = replay  # routing replay (None: memoized expectations of the routing profile)
+        self.link = link  # the link expert-cache misses are fetched over
         self.waiting: deque[Request] = deque()
-        self.prefilling: list[Request] = []
         self.running: list[Request] = []
-        self.kv_reserved = 0.0
         self.busy_s = 0.0
         self.prefill_passes = 0
         self.decode_steps = 0
+        self.preemptions = 0
+        self.trace: list[tuple[float, int, int]] = []  # per pass: (time s, waiting, running) for plots
         self._wake = env.event()
-        self.process = env.process(self.loop())
+        self.process = env.process(scheduler.loop(self))
 
     # ---- entry points
     def submit(self, req: Request) -> None:
@@ -51,111 +67,150 @@ class Replica:
 
     @property
     def load(self) -> int:
-        return len(self.waiting) + len(self.prefilling) + len(self.running)
+        return len(self.waiting) + len(self.running)
 
-    # ---- scheduling
-    def _admit(self) -> None:
-        while self.waiting and len(self.prefilling) + len(self.running) < self.max_seqs:
-            r = self.waiting[0]
-            need = r.input_tokens + r.output_tokens
-            if self.kv_reserved + need > self.kv_capacity and (self.prefilling or self.running):
-                break  # wait for KV to free up (a lone request is always admitted)
-            self.waiting.popleft()
-            self.kv_reserved += need
+    def idle(self) -> simpy.Event:
+        """An event that fires on the next submission."""
+        self._wake = self.env.event()
+        return self._wake
+
+    # ---- KV blocks
+    def reserve(self, r: Request, tokens: int) -> bool:
+        """Hold blocks for ``tokens`` tokens of ``r`` (True), or change nothing (False)."""
+        need = math.ceil(tokens / self.block_tokens) - r.blocks
+        if need <= 0:
+            return True
+        if self.kv.level < need:
+            return False
+        self.kv.get(need)  # immediate: the level covers it
+        r.blocks += need
+        return True
+
+    def release(self, r: Request) -> None:
+        if r.blocks:
+            self.kv.put(r.blocks)
+            r.blocks = 0
+
+    # ---- request life cycle
+    def admit(self, r: Request) -> None:
+        if r.admitted_s is None:
             r.admitted_s = self.env.now
-            self.prefilling.append(r)
+            if self.replay is not None:
+                self.replay.start(r.rid)
+        if not r.target:
+            r.target = r.input_tokens
+        self.running.append(r)
 
-    def _finish(self, r: Request) -> None:
+    def preempt(self, r: Request) -> None:
+        """Preemption by recompute: blocks freed, back to the front of the queue; the prompt and
+        the tokens generated so far are prefilled again on readmission."""
+        self.running.remove(r)
+        self.release(r)
+        r.computed = 0
+        r.target = r.input_tokens + r.generated
+        r.preempted += 1
+        self.preemptions += 1
+        self.waiting.appendleft(r)
+
+    def finish(self, r: Request) -> None:
         r.finished_s = self.env.now
-        self.kv_reserved -= r.input_tokens + r.output_tokens
+        self.release(r)
+        if r in self.running:
+            self.running.remove(r)
+        if self.replay is not None:
+            self.replay.finish(r.rid)
         self.on_finish(r)
 
-    def _emit(self, r: Request) -> None:
+    def emit(self, r: Request) -> None:
         r.generated += 1
         r.token_times.append(self.env.now)
         if r.generated == 1:
             r.first_token_s = self.env.now
 
-    def loop(self):
-        while True:
-            if not (self.waiting or self.prefilling or self.running):
-                self._wake = self.env.event()
-                yield self._wake
-                continue
-            if self.batching == "static":
-                yield from self._static_batch()
+    def table_time(self, phase: str, seqs: int, tokens_per_seq: float, context: float, prefill_tokens: int = 0,
+                   prefill_seqs: int = 1, prefill_context: float = 0.0) -> float:
+        """Seconds of a pass from the memoized step table (the routing profile's expectations)."""
+        if phase == "prefill":
+            return self.table.prefill(seqs, tokens_per_seq, context)
+        if prefill_tokens:
+            return self.table.mixed(seqs, context, prefill_tokens, prefill_seqs, prefill_context)
+        return self.table.decode(seqs, context)
+
+    # ---- one forward pass
+    def _compute(self, dt: float) -> simpy.Event:
+        """The pass's compute: ``dt`` seconds, or a walk through the pipeline stages."""
+        if not self.stages:
+            return self.env.timeout(dt)
+        return self.env.process(self._pipeline(dt / len(self.stages)))
+
+    def _pipeline(self, per_stage_s: float):
+        for stage in self.stages:
+            with stage.request() as req:
+                yield req
+                yield self.env.timeout(per_stage_s)
+
+    def run_pass(self, phase: str, tokens: Sequence[tuple[int, int]], seqs: int, tokens_per_seq: float,
+                 context: float, prefill_tokens: int = 0, prefill_seqs: int = 1, prefill_context: float = 0.0):
+        """Run one forward pass (a SimPy sub-generator).  ``phase`` decode with
+        ``prefill_tokens`` > 0 is a mixed pass (chunked prefill riding with decode).  Expert-cache
+        misses are held on the link resource meanwhile; contention for the link can stretch
+        the pass."""
+        start = self.env.now
+        self.trace.append((start, len(self.waiting), len(self.running)))
+        if self.group is not None:
+            yield from self.group.step(self, (phase, tokens, seqs, tokens_per_seq, context, prefill_tokens,
+                                              prefill_seqs, prefill_context))
+        elif self.replay is None:
+            yield self._compute(self.table_time(phase, seqs, tokens_per_seq, context, prefill_tokens, prefill_seqs,
+                                                prefill_context))
+        else:
+            dt, link_s, link_bytes = self.replay.cost(phase, tokens, seqs, tokens_per_seq, context,
+                                                      prefill_tokens, prefill_seqs, prefill_context)
+            if link_s > 0 and self.link is not None:
+                yield self._compute(dt) & self.env.process(self.link.transfer(link_s, link_bytes))
             else:
-                yield from self._continuous_pass()
-
-    def _continuous_pass(self):
-        self._admit()
-        if self.prefilling:
-            budget = self.chunk
-            chunk: list[tuple[Request, int]] = []
-            for r in self.prefilling:
-                if budget <= 0:
-                    break
-                take = min(budget, r.input_tokens - r.prefilled)
-                chunk.append((r, take))
-                budget -= take
-            n = len(chunk)
-            tokens = sum(t for _, t in chunk)
-            ctx = sum(r.prefilled for r, _ in chunk) / n
-            dt = self.table.prefill(n, tokens / n, ctx)
-            yield self.env.timeout(dt)
-            self.busy_s += dt
+                yield self._compute(dt)
+        self.busy_s += self.env.now - start
+        if phase == "prefill":
             self.prefill_passes += 1
-            for r, take in chunk:
-                r.prefilled += take
-                if r.prefilled >= r.input_tokens:
-                    self.prefilling.remove(r)
-                    self._emit(r)  # the pass that completes the prompt samples the first token
-                    if r.generated >= r.output_tokens:
-                        self._finish(r)
-                    else:
-                        self.running.append(r)
-            return
-        if self.running:
-            n = len(self.running)
-            dt = self.table.decode(n, sum(r.context for r in self.running) / n)
-            yield self.env.timeout(dt)
-            self.busy_s += dt
+        else:
             self.decode_steps += 1
-            still = []
-            for r in self.running:
-                self._emit(r)
-                if r.generated >= r.output_tokens:
-                    self._finish(r)
-                else:
-                    still.append(r)
-            self.running = still
 
-    def _static_batch(self):
-        batch = [self.waiting.popleft() for _ in range(min(self.max_seqs, len(self.waiting)))]
-        for r in batch:
-            r.admitted_s = self.env.now
-            self.kv_reserved += r.input_tokens + r.output_tokens
-        n = len(batch)
-        longest_in = max(r.input_tokens for r in batch)
-        dt = self.table.prefill(n, longest_in, 0)  # padded to the longest prompt
-        yield self.env.timeout(dt)
-        self.busy_s += dt
-        self.prefill_passes += 1
-        for r in batch:
-            r.prefilled = r.input_tokens
-            self._emit(r)
-        active = [r for r in batch if r.generated < r.output_tokens]
-        for r in batch:
-            if r.generated >= r.output_tokens:
-                self._finish(r)
-        steps = max((r.output_tokens - r.generated for r in active), default=0)
-        for _ in range(steps):
-            dt = self.table.decode(n, longest_in + max(r.generated for r in batch))
+
+class EPGroup:
+    """DP ranks sharing an EP group (attention DP + EP: SGLang --enable-dp-attention, vLLM DP+EP)
+    step together: every rank with work at a step boundary joins one pass, each MoE layer routes
+    the tokens of all of them (replay: their union's per-layer counts, so the busiest EP rank
+    carries the whole group's load), and the step lasts as long as the slowest rank's pass."""
+
+    def __init__(self, env: simpy.Environment, replay: "Optional[Replay]" = None):
+        self.env, self.replay = env, replay
+        self.pending: list = []
+        self.running = False  # a group step is being collected or is in flight
+        self.steps = 0
+
+    def step(self, rep: Replica, args: tuple):
+        """A SimPy sub-generator: join the next group step (a rank that gets work while a step
+        is in flight waits for its end) and wait for that step to end."""
+        done = self.env.event()
+        self.pending.append((rep, args, done))
+        if not self.running:
+            self.running = True
+            self.env.process(self._run())
+        yield done
+
+    def _run(self):
+        while self.pending:
+            yield self.env.timeout(0)  # every rank ready at this instant joins
+            batch, self.pending = self.pending, []
+            if self.replay is not None:
+                keys, weights = self.replay.route([t for _, a, _ in batch for t in a[1]])
+                dt = max(self.replay.time(keys, weights, a[0], *a[2:])[0] for _, a, _ in batch)
+            else:
+                dt = max(r.table_time(a[0], *a[2:]) for r, a, _ in batch)
+            self.steps += 1
             yield self.env.timeout(dt)
-            self.busy_s += dt
-            self.decode_steps += 1
-            for r in active:
-                if r.generated < r.output_tokens:
-                    self._emit(r)
-                    if r.generated >= r.output_tokens:
-                        self._finish(r)
+            for _, _, done in batch:
+                done.succeed()
+            yield self.env.timeout(0)  # the released ranks schedule their next passes
+        self.running = False

@@ -63,6 +63,54 @@ class Generator:
     def kappa_at(self, step: Optional[float]) -> np.ndarray:
         return kappa_at(self.kappa, self.transient, step)
 
+    def step_popularity(self, rng: np.random.Generator, groups: Optional[int] = None,
+                        step: Optional[float] = None) -> np.ndarray:
+        """The popularity one pass's tokens share, ``[L, E]`` (``[groups, L, E]`` when ``groups``
+        is given): ``pi_e ~ Beta(kappa*q_e, kappa*(1-q_e))`` per layer, rescaled to sum top-k."""
+        L, e = self.q.shape
+        kappas = self.kappa_at(step)
+        if groups is None:  # one pass: every layer's Beta draws at once
+            fin = np.isfinite(kappas)
+            pi = self.q.copy()
+            if fin.any():
+                kq = kappas[fin, None] * self.q[fin]
+                pi[fin] = rng.beta(np.maximum(kq, 1e-9), np.maximum(kappas[fin, None] - kq, 1e-9))
+            return waterfill_rows(pi, np.full(L, self.top_k))
+        g = groups
+        pi = np.broadcast_to(self.q[None], (g, L, e)).copy()
+        for li in range(L):
+            kap = kappas[li]
+            if np.isfinite(kap):
+                a = np.maximum(kap * self.q[li], 1e-9)
+                b = np.maximum(kap * (1 - self.q[li]), 1e-9)
+                pi[:, li, :] = rng.beta(a[None].repeat(g, 0), b[None].repeat(g, 0))
+        pi = waterfill_rows(pi.reshape(g * L, e), np.full(g * L, self.top_k)).reshape(g, L, e)
+        return pi
+
+    def draw_tokens(self, pi: np.ndarray, prev: Optional[np.ndarray], rng: np.random.Generator) -> np.ndarray:
+        """``[lanes, L, K]`` expert ids of one token per lane: each expert of the lane's previous
+        token (``prev[lanes, L, K]``, ``-1`` = none) kept with probability ``rho``, the other slots
+        drawn from the popularity ``pi`` (``[L, E]`` shared, or ``[lanes, L, E]``)."""
+        L, e = self.q.shape
+        k = self.top_k
+        w = np.broadcast_to(pi, (len(prev) if prev is not None else pi.shape[0], L, e)) if pi.ndim == 2 else pi
+        lanes = w.shape[0]
+        keep = np.zeros((lanes, L, e), dtype=bool)
+        if prev is not None:
+            kept_mask = (rng.random((lanes, L, k)) < self.rho[None, :, None]) & (prev >= 0)
+            li_idx = np.broadcast_to(np.arange(L)[None, :, None], prev.shape)
+            ln_idx = np.broadcast_to(np.arange(lanes)[:, None, None], prev.shape)
+            keep[ln_idx[kept_mask], li_idx[kept_mask], prev[kept_mask]] = True
+        nkeep = keep.sum(axis=2)
+        wf = np.where(keep, 0.0, w).reshape(lanes * L, e)
+        mneed = (k - nkeep).reshape(-1)
+        pfill = waterfill_rows(wf, mneed)
+        fresh = sample_topk(pfill, mneed, rng)
+        mask = keep.reshape(lanes * L, e).copy()
+        rr, cc = np.nonzero(fresh >= 0)
+        mask[rr, fresh[rr, cc]] = True
+        return np.nonzero(mask)[1].reshape(lanes, L, k)
+
     def generate(self, steps: int, batch: int, rng: np.random.Generator, groups: int = 1,
                  step_index: Optional[Sequence[float]] = None) -> np.ndarray:
         """``[groups, steps, batch, L, K]`` expert ids: ``groups`` independent batches of ``batch``
@@ -74,34 +122,9 @@ class Generator:
         out = np.empty((groups, steps, batch, L, k), dtype=np.int16)
         prev = None
         for t in range(steps):
-            # step popularity per group and layer
-            pi = np.broadcast_to(self.q[None], (groups, L, e)).copy()
-            kappas = self.kappa_at(None if step_index is None else step_index[t])
-            for li in range(L):
-                kap = kappas[li]
-                if np.isfinite(kap):
-                    a = np.maximum(kap * self.q[li], 1e-9)
-                    b = np.maximum(kap * (1 - self.q[li]), 1e-9)
-                    pi[:, li, :] = rng.beta(a[None].repeat(groups, 0), b[None].repeat(groups, 0))
-            pi = waterfill_rows(pi.reshape(groups * L, e), np.full(groups * L, k)).reshape(groups, L, e)
-            # per lane (request) and layer
+            pi = self.step_popularity(rng, groups, None if step_index is None else step_index[t])
             w = np.repeat(pi[:, None], batch, axis=1).reshape(lanes, L, e)
-            keep = np.zeros((lanes, L, e), dtype=bool)
-            if prev is not None:
-                kept_mask = rng.random((lanes, L, k)) < self.rho[None, :, None]
-                li_idx = np.broadcast_to(np.arange(L)[None, :, None], prev.shape)
-                ln_idx = np.broadcast_to(np.arange(lanes)[:, None, None], prev.shape)
-                keep[ln_idx[kept_mask], li_idx[kept_mask], prev[kept_mask]] = True
-            nkeep = keep.sum(axis=2)
-            wf = np.where(keep, 0.0, w).reshape(lanes * L, e)
-            mneed = (k - nkeep).reshape(-1)
-            pfill = waterfill_rows(wf, mneed)
-            fresh = sample_topk(pfill, mneed, rng)
-            mask = keep.reshape(lanes * L, e).copy()
-            rr, cc = np.nonzero(fresh >= 0)
-            mask[rr, fresh[rr, cc]] = True
-            cur = np.nonzero(mask)[1].reshape(lanes * L, k)
-            cur = cur.reshape(lanes, L, k)
+            cur = self.draw_tokens(w, prev, rng)
             out[:, t] = cur.reshape(groups, batch, L, k)
             prev = cur
         return out
