@@ -23,6 +23,7 @@ the unit that runs it (accelerator, host CPU, or a link), never a single global 
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass, field, replace
 from typing import Optional, Sequence
@@ -423,22 +424,34 @@ def _layer_classes(ctx: CostContext, phase: str, moe_counts: Optional[Sequence[M
     mixture weights of the routing profile, so their sum over layers is unchanged.  With
     ``moe_counts`` (one per MoE layer, a replayed pass) MoE layers are also keyed by their counts
     and the keys become ``(layer, moe_idx, counts)``."""
+    if moe_counts is None:  # a pure function of the architecture, the phase and the CPU-MoE split
+        return dict(_static_layer_classes(ctx.dep.model.arch, phase, ctx.cpu_moe_layers))
+    return _count_layer_classes(ctx.dep.model.arch.layers, phase, ctx.cpu_moe_layers, moe_counts)
+
+
+@functools.lru_cache(maxsize=256)
+def _static_layer_classes(arch, phase: str, cpu_moe_layers: Optional[int]) -> dict:
+    return _count_layer_classes(arch.layers, phase, cpu_moe_layers, None)
+
+
+def _count_layer_classes(layers, phase: str, cpu_moe_layers: Optional[int],
+                         moe_counts: Optional[Sequence[MoeCounts]]) -> dict:
     classes: dict = {}
     reps: dict = {}
     moe_idx = 0
-    for layer in ctx.dep.model.arch.layers:
+    for layer in layers:
         if layer.role == "encoder" and phase == "decode":
             continue
         on_cpu = None
         counts = None
         if layer.moe is not None:
-            on_cpu = ctx.cpu_moe_layers is not None and moe_idx < ctx.cpu_moe_layers
+            on_cpu = cpu_moe_layers is not None and moe_idx < cpu_moe_layers
             if moe_counts is not None:
                 counts = moe_counts[moe_idx]
             moe_idx += 1
         key = (layer.role, layer.attention, layer.moe, layer.dense_ffn_params, on_cpu, counts)
         if key not in reps:
-            reps[key] = (layer, None if layer.moe is None else (0 if on_cpu or ctx.cpu_moe_layers is None else -1))
+            reps[key] = (layer, None if layer.moe is None else (0 if on_cpu or cpu_moe_layers is None else -1))
             if moe_counts is not None:
                 reps[key] = reps[key] + (counts,)
         classes[reps[key]] = classes.get(reps[key], 0) + 1

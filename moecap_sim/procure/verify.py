@@ -61,6 +61,15 @@ def verify_mixed(model: str, parts: list[tuple[Candidate, int, float]], workload
     return _run(model, [(c, w) for (c, _), w in zip(units, shards)], slos, seed)
 
 
+def needs_routing_replay(cand: Candidate) -> bool:
+    """Whether verifying ``cand`` needs the routing replayed pass by pass. An expert cache
+    (misses, link contention) and EP (the busiest rank of each step) change step times with each
+    pass's routing. A GPU-resident candidate without EP is timed on the routing profile's
+    expected distinct experts, which the replay matches on average (DES vs predict within 3 %,
+    tests/test_sim_replay.py) at a third of the simulation time."""
+    return cand.placement in ("expert-cache", "nvme") or cand.layout.ep > 1
+
+
 def _run(model: str, jobs: list[tuple[Candidate, Workload]], slos: tuple[SLO, ...], seed: int) -> dict:
     from moecap_sim import api
 
@@ -73,7 +82,8 @@ def _run(model: str, jobs: list[tuple[Candidate, Workload]], slos: tuple[SLO, ..
             path = files.path(w, f"shard-{k}")
             try:
                 s = api.simulate(model, cand.system, workload=path, seed=seed, input_len=max(1, w.mean_input),
-                                 output_len=max(1, w.mean_output), **cand.serving_kwargs())
+                                 output_len=max(1, w.mean_output), replay=needs_routing_replay(cand),
+                                 **cand.serving_kwargs())
             except UserError as exc:
                 return {"ok": False, "reason": f"simulation refused: {str(exc).splitlines()[0]}", "simulated": None,
                         "wall_s": time.perf_counter() - t0}

@@ -185,19 +185,19 @@ class FittedProfile:
         if hit is not None:
             return hit
         q = self.q
-        kappas = self.kappa_at(step)
+        kappas = np.asarray(self.kappa_at(step), dtype=float)
         out = np.empty_like(q)
-        for i in range(len(q)):
-            kap = kappas[i]
-            if not np.isfinite(kap):
-                out[i] = 1.0 - (1.0 - q[i]) ** tokens
-            else:
-                b = kap * (1.0 - q[i])
-                pos = b > 0
-                log0 = np.full(q.shape[1], -np.inf)
-                log0[pos] = (_lgamma(b[pos] + tokens) - _lgamma(b[pos]) - math.lgamma(kap + tokens)
-                             + math.lgamma(kap))
-                out[i] = 1.0 - np.exp(log0)
+        fin = np.isfinite(kappas)
+        if (~fin).any():  # independent tokens
+            out[~fin] = 1.0 - (1.0 - q[~fin]) ** tokens
+        if fin.any():  # Dirichlet-multinomial (in-batch correlation), every measured layer at once
+            kap = kappas[fin]
+            b = kap[:, None] * (1.0 - q[fin])
+            pos = b > 0
+            norm = np.array([math.lgamma(k + tokens) - math.lgamma(k) for k in kap])
+            log0 = np.full(b.shape, -np.inf)
+            log0[pos] = (_lgamma(b[pos] + tokens) - _lgamma(b[pos])) - np.broadcast_to(norm[:, None], b.shape)[pos]
+            out[fin] = 1.0 - np.exp(log0)
         if len(self._cache) > 4096:
             self._cache.clear()
         self._cache[key] = out

@@ -149,6 +149,47 @@ class Replica:
                 yield req
                 yield self.env.timeout(per_stage_s)
 
+    def decode_run_steps(self, plan: list, context: float, step_s: float) -> int:
+        """How many decode steps of ``plan`` (every sequence decoding, KV held for this step) can
+        run back to back with nothing else able to happen: no sequence finishes before the last
+        of them, they end before the next scheduled event of the simulation (an arrival, another
+        replica's pass), and the free KV blocks cover every block the sequences will enter
+        meanwhile — those are taken now, as the per-step allocations would have succeeded one by
+        one (a waiting request not admitted now cannot be admitted before a sequence finishes:
+        free blocks only shrink while everyone decodes).  1 when any of that cannot be ruled out,
+        or when each pass must be costed on its own (routing replay, an EP group, pipeline stages
+        sharing the pool, a fetch link)."""
+        if self.replay is not None or self.group is not None or self.stages or self.link is not None:
+            return 1
+        k = min(r.output_tokens - r.generated for r, _ in plan)
+        nxt = self.env.peek()
+        if nxt != float("inf") and step_s > 0:
+            k = min(k, int((nxt - self.env.now) / step_s))
+        bt = self.block_tokens
+
+        def blocks_needed(steps: int) -> int:
+            return sum(max(0, math.ceil((r.computed + steps) / bt) - r.blocks) for r, _ in plan)
+
+        while k > 1 and blocks_needed(k) > self.kv.level:
+            k //= 2
+        if k <= 1:
+            return 1
+        for r, _ in plan:
+            self.reserve(r, r.computed + k)  # covered by the level checked above
+        return k
+
+    def run_decode_steps(self, seqs: int, context: float, steps: int):
+        """``steps`` decode steps of ``seqs`` sequences back to back (a SimPy sub-generator);
+        each step timed by the step table at its own context.  Returns the end time of each
+        step (the sequences' token times)."""
+        start = self.env.now
+        self.trace.append((start, len(self.waiting), len(self.running)))
+        ends = self.table.decode_run_ends(seqs, context, steps, start)
+        yield self.env.timeout(ends[-1] - start)
+        self.busy_s += self.env.now - start
+        self.decode_steps += steps
+        return ends
+
     def run_pass(self, phase: str, tokens: Sequence[tuple[int, int]], seqs: int, tokens_per_seq: float,
                  context: float, prefill_tokens: int = 0, prefill_seqs: int = 1, prefill_context: float = 0.0):
         """Run one forward pass (a SimPy sub-generator).  ``phase`` decode with

@@ -52,6 +52,22 @@ class StepTable:
         t0, t1 = self._decode(seqs, lo), self._decode(seqs, hi)
         return t0 + (t1 - t0) * (c - lo) / (hi - lo)
 
+    def decode_run_ends(self, seqs: int, context: float, steps: int, start: float = 0.0) -> list[float]:
+        """End times of ``steps`` back-to-back decode steps starting at ``start``, step ``i`` at
+        context ``context + i``: within one context-grid segment the step time is linear in
+        the context, so the steps are summed in closed form; across segments one by one."""
+        c0, c1 = max(0.0, context), max(0.0, context + steps - 1)
+        seg = bisect.bisect_right(CONTEXT_GRID, c0)
+        if steps > 2 and seg == bisect.bisect_right(CONTEXT_GRID, c1) and seg < len(CONTEXT_GRID):
+            t0, t1 = self.decode(seqs, c0), self.decode(seqs, c1)
+            per = t0 + (t1 - t0) * np.arange(steps) / (steps - 1)
+            return (start + np.cumsum(per)).tolist()
+        ends, t = [], start
+        for i in range(steps):
+            t += self.decode(seqs, context + i)
+            ends.append(t)
+        return ends
+
     def prefill(self, seqs: int, tokens_per_seq: float, context: float = 0.0) -> float:
         tok = max(1, int(math.ceil(tokens_per_seq / 32.0) * 32))
         ctx = int(math.ceil(context / 256.0) * 256)
