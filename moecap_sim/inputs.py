@@ -337,6 +337,20 @@ def atomic_savefig(fig, path: Union[str, Path], **kw) -> str:
     return str(path)
 
 
+def finish_figure(fig, path: Union[str, Path], title: Optional[str] = None, **kw) -> str:
+    """Title (``suptitle``), tight layout, :func:`atomic_savefig` (dpi 110 unless given), and
+    close the figure whatever happens; returns the path."""
+    import matplotlib.pyplot as plt
+
+    try:
+        if title:
+            fig.suptitle(title, fontsize=10)
+        fig.tight_layout()
+        return atomic_savefig(fig, path, **{"dpi": 110, **kw})
+    finally:
+        plt.close(fig)
+
+
 # --- Hugging Face config.json -------------------------------------------------------------------
 
 _POSITIVE = ("hidden_size", "d_model", "num_hidden_layers", "n_layers", "num_layers", "num_decoder_layers",

@@ -103,3 +103,25 @@ def test_simulator_depends_on_the_step_time_predictor_interface():
     assert twice.prefill(2, 512) == pytest.approx(2 * base.prefill(2, 512))
     with pytest.raises(UserError, match="analytical"):
         make_predictor("analytic", ctx)
+
+
+@pytest.mark.parametrize("scheduler", ["vllm-v1", "sglang", "prefill-first"])
+def test_back_to_back_decode_steps_change_nothing_but_speed(monkeypatch, scheduler):
+    """Running quiet decode steps in one SimPy timeout gives the same latencies as one step per
+    event (every token keeps its own time), and it does run multi-step stretches."""
+    from moecap_sim import api
+    from moecap_sim.sim.replica import Replica
+
+    kw = dict(workload="azure-conv", scheduler=scheduler, replay=False, requests=400)
+    runs = []
+    orig = Replica._quiet_steps
+    monkeypatch.setattr(Replica, "_quiet_steps", lambda self, d, s: runs.append(orig(self, d, s)) or runs[-1])
+    fast = api.simulate("qwen3-30b-a3b", "h100x1", **kw)
+    assert max(runs) > 1
+    monkeypatch.setattr(Replica, "_quiet_steps", lambda self, d, s: 1)
+    slow = api.simulate("qwen3-30b-a3b", "h100x1", **kw)
+    for key in ("ttft_s", "tpot_s", "itl_s", "e2e_s"):
+        for q in ("p50", "p90", "p99", "mean"):
+            assert fast[key][q] == pytest.approx(slow[key][q], rel=1e-9, abs=1e-12)
+    assert fast["requests_completed"] == slow["requests_completed"]
+    assert fast["output_tokens_per_s"] == pytest.approx(slow["output_tokens_per_s"], rel=1e-9)

@@ -410,9 +410,8 @@ def _gqa_expansion(ctx: CostContext) -> float:
     """Fraction of the extra K/V passes a grouped-query decode pays (0: one pass per KV head,
     1: one per query head): a probed unit's measurement, else the engine preset's flag."""
     ach = ctx.main.achieved
-    measured = getattr(ach, "attention_gqa_expansion", None) if ach is not None else None
-    if measured is not None:
-        return float(measured)
+    if ach is not None and ach.attention_gqa_expansion is not None:
+        return float(ach.attention_gqa_expansion)
     return 1.0 if ctx.engine.gqa_kv_expansion else 0.0
 
 

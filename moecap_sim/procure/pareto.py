@@ -25,7 +25,7 @@ def plot(cands: list[dict], fronts: dict, scenario: str, path: str, title: str) 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from moecap_sim.inputs import atomic_savefig
+    from moecap_sim.inputs import finish_figure
 
     fig, axes = plt.subplots(1, 2, figsize=(12.5, 5.0))
     by = {c["key"]: c for c in cands}
@@ -59,10 +59,4 @@ def plot(cands: list[dict], fronts: dict, scenario: str, path: str, title: str) 
         ax.legend(fontsize=8, loc="best")
     axes[0].set_title("cost vs tail latency (lower-left is better)", fontsize=10)
     axes[1].set_title("cost vs accuracy (upper-left is better)", fontsize=10)
-    fig.suptitle(title, fontsize=10)
-    fig.tight_layout()
-    try:
-        atomic_savefig(fig, path, dpi=110)
-    finally:
-        plt.close(fig)
-    return path
+    return finish_figure(fig, path, title)

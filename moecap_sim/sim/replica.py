@@ -149,46 +149,92 @@ class Replica:
                 yield req
                 yield self.env.timeout(per_stage_s)
 
-    def decode_run_steps(self, plan: list, context: float, step_s: float) -> int:
-        """How many decode steps of ``plan`` (every sequence decoding, KV held for this step) can
-        run back to back with nothing else able to happen: no sequence finishes before the last
-        of them, they end before the next scheduled event of the simulation (an arrival, another
-        replica's pass), and the free KV blocks cover every block the sequences will enter
-        meanwhile — those are taken now, as the per-step allocations would have succeeded one by
-        one (a waiting request not admitted now cannot be admitted before a sequence finishes:
-        free blocks only shrink while everyone decodes).  1 when any of that cannot be ruled out,
-        or when each pass must be costed on its own (routing replay, an EP group, pipeline stages
-        sharing the pool, a fetch link)."""
+    # ---- passes shared by the scheduling policies
+    def prefill_chunk(self, prefilling: list[Request], reserve: bool = False) -> list[tuple[Request, int]]:
+        """Prompt chunks of ``prefilling`` (in order) up to the token budget; with ``reserve``
+        each chunk must first get its KV (stops at the first that cannot)."""
+        budget, chunk = self.chunk, []
+        for r in prefilling:
+            if budget <= 0:
+                break
+            take = min(budget, r.target - r.computed)
+            if reserve and not self.reserve(r, r.computed + take):
+                break
+            chunk.append((r, take))
+            budget -= take
+        return chunk
+
+    def prefill(self, chunk: list[tuple[Request, int]]):
+        """One prefill pass over ``chunk`` (a SimPy sub-generator); the pass that completes a
+        prompt samples its first token."""
+        n = len(chunk)
+        yield from self.run_pass("prefill", [(r.rid, t) for r, t in chunk] if self.replay is not None else (), n,
+                                 sum(t for _, t in chunk) / n, sum(r.computed for r, _ in chunk) / n)
+        for r, take in chunk:
+            r.computed += take
+            if r.computed >= r.target:
+                self.emit(r)
+                if r.generated >= r.output_tokens:
+                    self.finish(r)
+
+    def decode(self, decoding: list[Request], context: float):
+        """Decode ``decoding`` (KV held for this step) at mean ``context`` (a SimPy sub-generator):
+        one step, or — when nothing else can happen in between (:meth:`_quiet_steps`) — as many
+        back to back as can, in one SimPy timeout; every token gets its own time either way."""
+        n = len(decoding)
+        waiting = len(self.waiting)
+        if self.env.peek() <= self.env.now:
+            # let same-time bookkeeping (this step's KV container gets) settle, so that the
+            # next event seen is a real one; an arrival that lands meanwhile ends the quiet
+            yield self.env.timeout(0)
+        steps = 1 if len(self.waiting) > waiting else self._quiet_steps(decoding, self.table.decode(n, context))
+        if steps > 1:
+            start = self.env.now
+            self.trace.append((start, len(self.waiting), len(self.running)))
+            ends = self.table.decode_run_ends(n, context, steps, start)
+            yield self.env.timeout(ends[-1] - start)
+            self.busy_s += self.env.now - start
+            self.decode_steps += steps
+        else:
+            yield from self.run_pass("decode", [(r.rid, 1) for r in decoding] if self.replay is not None else (),
+                                     n, 1, context)
+            ends = [self.env.now]
+        for r in decoding:
+            r.computed += len(ends)
+            r.generated += len(ends)
+            r.token_times.extend(ends)
+            if r.first_token_s is None:
+                r.first_token_s = ends[0]
+            if r.generated >= r.output_tokens:
+                self.finish(r)
+
+    def _quiet_steps(self, decoding: list[Request], step_s: float) -> int:
+        """How many decode steps of ``decoding`` can run back to back with nothing else able to
+        happen: no sequence finishes before the last of them, they end before the next
+        scheduled event of the simulation (an arrival, another replica's pass), and the free KV
+        covers every block the sequences will enter meanwhile — taken now, as the per-step
+        allocations would have succeeded one by one (a waiting request not admitted now cannot
+        be admitted before a sequence finishes: free KV only shrinks while everyone decodes).
+        1 when any of that cannot be ruled out, or when each pass must be costed on its own
+        (routing replay, an EP group, pipeline stages sharing the pool, a fetch link)."""
         if self.replay is not None or self.group is not None or self.stages or self.link is not None:
             return 1
-        k = min(r.output_tokens - r.generated for r, _ in plan)
+        k = min(r.output_tokens - r.generated for r in decoding)
         nxt = self.env.peek()
         if nxt != float("inf") and step_s > 0:
             k = min(k, int((nxt - self.env.now) / step_s))
         bt = self.block_tokens
 
         def blocks_needed(steps: int) -> int:
-            return sum(max(0, math.ceil((r.computed + steps) / bt) - r.blocks) for r, _ in plan)
+            return sum(max(0, math.ceil((r.computed + steps) / bt) - r.blocks) for r in decoding)
 
         while k > 1 and blocks_needed(k) > self.kv.level:
             k //= 2
         if k <= 1:
             return 1
-        for r, _ in plan:
+        for r in decoding:
             self.reserve(r, r.computed + k)  # covered by the level checked above
         return k
-
-    def run_decode_steps(self, seqs: int, context: float, steps: int):
-        """``steps`` decode steps of ``seqs`` sequences back to back (a SimPy sub-generator);
-        each step timed by the step table at its own context.  Returns the end time of each
-        step (the sequences' token times)."""
-        start = self.env.now
-        self.trace.append((start, len(self.waiting), len(self.running)))
-        ends = self.table.decode_run_ends(seqs, context, steps, start)
-        yield self.env.timeout(ends[-1] - start)
-        self.busy_s += self.env.now - start
-        self.decode_steps += steps
-        return ends
 
     def run_pass(self, phase: str, tokens: Sequence[tuple[int, int]], seqs: int, tokens_per_seq: float,
                  context: float, prefill_tokens: int = 0, prefill_seqs: int = 1, prefill_context: float = 0.0):

@@ -325,16 +325,10 @@ def plot_timeseries(summary: dict, series: dict, path: str) -> str:
         ax2.set_xlabel("simulated time (s)")
         ax2.set_ylabel(f"expert-cache hit rate (last {w} passes)")
         ax2.grid(alpha=0.3)
-    fig.suptitle(f"{summary['model']['display_name']} on {summary['hardware']['name']} — queue and expert cache",
-                 fontsize=10)
-    fig.tight_layout()
-    from moecap_sim.inputs import atomic_savefig
+    from moecap_sim.inputs import finish_figure
 
-    try:
-        atomic_savefig(fig, path, dpi=110)
-    finally:
-        plt.close(fig)
-    return path
+    return finish_figure(fig, path, f"{summary['model']['display_name']} on {summary['hardware']['name']} — "
+                                    "queue and expert cache")
 
 
 def plot_cdfs(summary: dict, requests: list[Request], path: str) -> str:
@@ -356,13 +350,7 @@ def plot_cdfs(summary: dict, requests: list[Request], path: str) -> str:
         ax.set_ylabel("fraction of requests")
         ax.grid(alpha=0.3)
         ax.set_title(f"{name}: p50 {np.percentile(v, 50):.3g}s, p99 {np.percentile(v, 99):.3g}s", fontsize=10)
-    fig.suptitle(f"{summary['model']['display_name']} on {summary['hardware']['name']} — {summary['workload']['source']}",
-                 fontsize=10)
-    fig.tight_layout()
-    from moecap_sim.inputs import atomic_savefig
+    from moecap_sim.inputs import finish_figure
 
-    try:
-        atomic_savefig(fig, path, dpi=110)
-    finally:
-        plt.close(fig)
-    return path
+    return finish_figure(fig, path, f"{summary['model']['display_name']} on {summary['hardware']['name']} — "
+                                    f"{summary['workload']['source']}")

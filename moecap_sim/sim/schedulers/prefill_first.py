@@ -29,30 +29,7 @@ class PrefillFirst:
             self._admit(rep)
             prefilling = [r for r in rep.running if r.computed < r.target]
             if prefilling:
-                budget = rep.chunk
-                chunk = []
-                for r in prefilling:
-                    if budget <= 0:
-                        break
-                    take = min(budget, r.target - r.computed)
-                    chunk.append((r, take))
-                    budget -= take
-                n = len(chunk)
-                tokens = sum(t for _, t in chunk)
-                yield from rep.run_pass("prefill", [(r.rid, t) for r, t in chunk], n, tokens / n,
-                                        sum(r.computed for r, _ in chunk) / n)
-                for r, take in chunk:
-                    r.computed += take
-                    if r.computed >= r.target:
-                        rep.emit(r)  # the pass that completes the prompt samples the first token
-                        if r.generated >= r.output_tokens:
-                            rep.finish(r)
+                yield from rep.prefill(rep.prefill_chunk(prefilling))
                 continue
             running = list(rep.running)
-            n = len(running)
-            yield from rep.run_pass("decode", [(r.rid, 1) for r in running], n, 1,
-                                    sum(r.context for r in running) / n)
-            for r in running:
-                rep.emit(r)
-                if r.generated >= r.output_tokens:
-                    rep.finish(r)
+            yield from rep.decode(running, sum(r.context for r in running) / len(running))

@@ -31,7 +31,6 @@ class Sglang:
             reserved += NEW_TOKEN_RATIO * (r.output_tokens - r.generated)
 
     def loop(self, rep):
-        replay = rep.replay is not None
         while True:
             if not (rep.waiting or rep.running):
                 yield rep.idle()
@@ -39,25 +38,9 @@ class Sglang:
             self._admit(rep)
             prefilling = [r for r in rep.running if r.computed < r.target]
             if prefilling:
-                budget, chunk = rep.chunk, []
-                for r in prefilling:
-                    if budget <= 0:
-                        break
-                    take = min(budget, r.target - r.computed)
-                    if not rep.reserve(r, r.computed + take):
-                        break
-                    chunk.append((r, take))
-                    budget -= take
+                chunk = rep.prefill_chunk(prefilling, reserve=True)
                 if chunk:
-                    n = len(chunk)
-                    yield from rep.run_pass("prefill", [(r.rid, t) for r, t in chunk] if replay else (), n,
-                                            sum(t for _, t in chunk) / n, sum(r.computed for r, _ in chunk) / n)
-                    for r, take in chunk:
-                        r.computed += take
-                        if r.computed >= r.target:
-                            rep.emit(r)  # the pass that completes the prompt samples a token
-                            if r.generated >= r.output_tokens:
-                                rep.finish(r)
+                    yield from rep.prefill(chunk)
                     continue
                 if not any(r.computed >= r.target for r in rep.running):
                     rep.preempt(rep.running[-1])  # partial prompts hold the pool: retract one
@@ -72,11 +55,4 @@ class Sglang:
                 if not prefilling:
                     yield rep.idle()
                 continue
-            n = len(decoding)
-            yield from rep.run_pass("decode", [(r.rid, 1) for r in decoding] if replay else (), n, 1,
-                                    sum(r.computed for r in decoding) / n)
-            for r in decoding:
-                r.computed += 1
-                rep.emit(r)
-                if r.generated >= r.output_tokens:
-                    rep.finish(r)
+            yield from rep.decode(decoding, sum(r.computed for r in decoding) / len(decoding))

@@ -76,26 +76,14 @@ class VllmV1:
                     np_ += 1
                     ptok += n
                     ctx_p += r.computed
+            if not nd:  # prompt chunks only
+                yield from rep.prefill(plan)
+                continue
+            if not np_:  # decode only
+                yield from rep.decode([r for r, _ in plan], ctx_d / nd)
+                continue
             tokens = [(r.rid, n) for r, n in plan] if replay else ()
-            if nd and not np_:
-                # pure decode: run the steps until anything could change (a finish, the next
-                # event, the KV pool running dry) in one go
-                ctx = ctx_d / nd
-                steps = rep.decode_run_steps(plan, ctx, rep.table.decode(nd, ctx))
-                if steps > 1:
-                    ends = yield from rep.run_decode_steps(nd, ctx, steps)
-                    for r, _ in plan:
-                        r.computed += steps
-                        r.generated += steps
-                        r.token_times.extend(ends)
-                        if r.generated >= r.output_tokens:
-                            rep.finish(r)
-                    continue
-            if nd:
-                yield from rep.run_pass("decode", tokens, nd, 1, ctx_d / nd, ptok, max(1, np_),
-                                        ctx_p / np_ if np_ else 0.0)
-            else:
-                yield from rep.run_pass("prefill", tokens, np_, ptok / np_, ctx_p / np_)
+            yield from rep.run_pass("decode", tokens, nd, 1, ctx_d / nd, ptok, np_, ctx_p / np_)
             now = rep.env.now
             for r, n in plan:
                 was_prefill = r.computed < r.target
